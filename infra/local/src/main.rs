@@ -1,0 +1,61 @@
+//! `cargo run --release -p phoenix-local`: the whole system on 127.0.0.1 with the local adapters.
+
+use phoenix_api::DevClaims;
+use phoenix_local::{DEMO_MODEL, DEV_JWT_SECRET, LocalConfig};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let config = LocalConfig::from_env()?;
+    let dev_secret = config.jwt_secret == DEV_JWT_SECRET;
+    let system = phoenix_local::spawn(config).await?;
+
+    let exp = (time::OffsetDateTime::now_utc() + time::Duration::days(30)).unix_timestamp() as u64;
+    let admin = system.token(&DevClaims { sub: "dev-admin".into(), groups: vec!["admin".into()], model_id: None, exp });
+    let model = system.token(&DevClaims {
+        sub: "dev-model".into(),
+        groups: vec!["model".into()],
+        model_id: Some(DEMO_MODEL.into()),
+        exp,
+    });
+    println!("{}", banner(&system.base_url, &system.data_dir.display().to_string(), &admin, &model, dev_secret));
+
+    tokio::signal::ctrl_c().await?;
+    println!("stopping…");
+    system.shutdown().await;
+    Ok(())
+}
+
+fn banner(url: &str, data: &str, admin: &str, model: &str, dev_secret: bool) -> String {
+    let secret_note = if dev_secret {
+        "signed with the development secret (set PHOENIX_JWT_SECRET to change it)"
+    } else {
+        "signed with PHOENIX_JWT_SECRET"
+    };
+    format!(
+        r#"
+phoenix4ge media is running (local adapters)
+  API:   {url}   (health: {url}/v1/health)
+  data:  {data}   (survives restarts; delete the folder to start afresh)
+
+Dev tokens, valid 30 days, {secret_note}:
+  admin:             {admin}
+  model {DEMO_MODEL}: {model}
+
+Try it (in another shell; any JPEG, PNG or WebP will do):
+  export API={url} TOKEN={model} PHOTO=../shared/testdata/photos/portrait-6mp.jpg
+  # 1. create the upload: returns media_id and a presigned PUT
+  curl -s -X POST $API/v1/models/{DEMO_MODEL}/media/uploads -H "Authorization: Bearer $TOKEN" \
+       -H 'Content-Type: application/json' \
+       -d "{{\"filename\":\"photo.jpg\",\"content_type\":\"image/jpeg\",\"bytes\":$(stat -c%s $PHOTO)}}"
+  # 2. PUT the bytes to upload.url, with exactly the headers it lists
+  export MEDIA=<media_id> URL='<upload.url>'
+  curl -s -X PUT "$URL" -H 'Content-Type: image/jpeg' --data-binary @$PHOTO
+  # 3. poll until "status": "pending_review", then open a derivative URL in a browser
+  curl -s $API/v1/models/{DEMO_MODEL}/media/$MEDIA -H "Authorization: Bearer $TOKEN"
+"#
+    )
+}

@@ -1,0 +1,45 @@
+//! The HTTP API of phoenix4ge media: one axum router that `lambda_http::run` serves in AWS and the
+//! local server mounts unchanged. Errors leave as `{"error":{"code","message"}}` with the right
+//! status; callers are authenticated by JWT claims (verified by API Gateway in AWS, by
+//! [`auth::AuthMode::LocalJwt`] locally) and authorised per model.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+mod media;
+pub mod state;
+
+pub use auth::{AuthMode, Caller, DevClaims, Role};
+pub use error::ApiError;
+pub use state::{AppState, DerivativeLinks};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+
+/// JSON bodies of this API are small; anything larger is refused before it is read whole.
+pub const MAX_JSON_BODY: usize = 64 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/models/{model_id}/media/uploads", post(media::create_upload))
+        .route("/v1/models/{model_id}/media", get(media::list_media))
+        .route("/v1/models/{model_id}/media/{media_id}", get(media::get_media))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
+        .with_state(state)
+}
+
+async fn health() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

@@ -1,0 +1,79 @@
+//! Typed limits: configuration with defaults, checked before any work starts.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest original accepted, in bytes.
+    pub max_upload_bytes: u64,
+    /// Largest decoded image accepted, in pixels (width x height).
+    pub max_pixels: u64,
+    /// Largest accepted width or height.
+    pub max_side: u32,
+    /// How long a presigned upload stays valid.
+    pub upload_url_ttl: Duration,
+    /// How long an `uploading` record waits for its bytes before it is treated as abandoned.
+    pub abandoned_upload_after: Duration,
+    /// How long a processor may hold a claim on an original before another may take over.
+    pub processing_lease: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 50 * 1024 * 1024,
+            max_pixels: 100_000_000,
+            max_side: 20_000,
+            upload_url_ttl: Duration::from_secs(15 * 60),
+            abandoned_upload_after: Duration::from_secs(7 * 24 * 3600),
+            processing_lease: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {name}: {message}")]
+pub struct ConfigError {
+    pub name: String,
+    pub message: String,
+}
+
+/// Reads an optional environment variable, parsed; absent means the default.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(raw) if !raw.trim().is_empty() => raw.trim().parse().map_err(|e: T::Err| ConfigError {
+            name: name.to_owned(),
+            message: format!("{raw:?} is not valid: {e}"),
+        }),
+        _ => Ok(default),
+    }
+}
+
+/// Reads a required environment variable.
+pub fn env_required(name: &str) -> Result<String, ConfigError> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => Ok(v),
+        _ => Err(ConfigError { name: name.to_owned(), message: "is required".to_owned() }),
+    }
+}
+
+impl Limits {
+    /// Limits from `PHOENIX_MAX_UPLOAD_BYTES`, `PHOENIX_MAX_PIXELS`, `PHOENIX_MAX_SIDE` and
+    /// `PHOENIX_UPLOAD_URL_TTL_SECS`, each defaulting to [`Limits::default`].
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let d = Self::default();
+        Ok(Self {
+            max_upload_bytes: env_or("PHOENIX_MAX_UPLOAD_BYTES", d.max_upload_bytes)?,
+            max_pixels: env_or("PHOENIX_MAX_PIXELS", d.max_pixels)?,
+            max_side: env_or("PHOENIX_MAX_SIDE", d.max_side)?,
+            upload_url_ttl: Duration::from_secs(env_or(
+                "PHOENIX_UPLOAD_URL_TTL_SECS",
+                d.upload_url_ttl.as_secs(),
+            )?),
+            ..d
+        })
+    }
+}

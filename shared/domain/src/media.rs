@@ -1,0 +1,124 @@
+//! The media record and its lifecycle.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::ids::{MediaId, ModelId, ObjectKey};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaStatus {
+    /// The record exists and a presigned upload was handed out; no bytes have been processed.
+    Uploading,
+    /// A processor has claimed the uploaded object and is making derivatives.
+    Processing,
+    PendingReview,
+    Approved,
+    Rejected,
+}
+
+impl MediaStatus {
+    pub const ALL: [MediaStatus; 5] = [
+        Self::Uploading,
+        Self::Processing,
+        Self::PendingReview,
+        Self::Approved,
+        Self::Rejected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Uploading => "uploading",
+            Self::Processing => "processing",
+            Self::PendingReview => "pending_review",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+}
+
+/// What the processor learnt about the uploaded original.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceInfo {
+    /// The object's ETag when it was processed: a replayed event for the same ETag does no work.
+    pub etag: String,
+    pub bytes: u64,
+    /// Sniffed from the bytes, never taken from the name or the declared type.
+    pub format: String,
+    /// Display dimensions, after EXIF orientation.
+    pub width: u32,
+    pub height: u32,
+    /// The EXIF orientation (1..=8) that was applied.
+    pub orientation: u16,
+    /// SHA-256 of the original bytes, hex.
+    pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera_make: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub camera_model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captured_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Derivative {
+    pub preset: String,
+    pub format: String,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: u64,
+    pub key: ObjectKey,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// Stable, machine-readable reason, e.g. `unsupported_format`, `too_many_pixels`.
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    pub etag: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaRecord {
+    pub model_id: ModelId,
+    pub media_id: MediaId,
+    pub status: MediaStatus,
+    pub filename: String,
+    pub content_type: String,
+    pub declared_bytes: u64,
+    pub original_key: ObjectKey,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Incremented by every write; writes are conditional on the version they read.
+    pub version: u64,
+    /// Set while a record may still be abandoned (an upload never made): stores treat a record
+    /// past this instant as absent, and DynamoDB's TTL removes it eventually.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<Claim>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceInfo>,
+    #[serde(default)]
+    pub derivatives: Vec<Derivative>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejection: Option<Rejection>,
+}
+
+impl MediaRecord {
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        self.expires_at.is_some_and(|t| t <= now)
+    }
+}

@@ -1,0 +1,159 @@
+//! The processor's contract with SQS, on the local adapters with a fault-injecting metadata port:
+//! transient failures are reported per message, bad files are final, tests events are ignored.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use async_trait::async_trait;
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use bytes::Bytes;
+use phoenix_domain::ports::{MediaQuery, Page, PutOptions, StoreResult};
+use phoenix_domain::upload::{UploadRequest, create_upload};
+use phoenix_domain::{Limits, MediaId, MediaRecord, MediaStatus, MetadataStore, ModelId, ObjectKey, ObjectStore, StoreError};
+use phoenix_ingest::{Outcome, Processor, ProcessorConfig};
+use phoenix_storage::local::{LocalMetadataStore, LocalObjectStore};
+
+/// Fails the next `failures` reads with `Unavailable`, as a throttled or unreachable store would.
+struct Flaky {
+    inner: LocalMetadataStore,
+    failures: AtomicU32,
+}
+
+#[async_trait]
+impl MetadataStore for Flaky {
+    async fn create_media(&self, r: &MediaRecord) -> StoreResult<()> {
+        self.inner.create_media(r).await
+    }
+    async fn get_media(&self, m: &ModelId, id: &MediaId) -> StoreResult<MediaRecord> {
+        if self.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(StoreError::unavailable(anyhow::anyhow!("throttled")));
+        }
+        self.inner.get_media(m, id).await
+    }
+    async fn update_media(&self, r: &MediaRecord) -> StoreResult<()> {
+        self.inner.update_media(r).await
+    }
+    async fn list_media(&self, m: &ModelId, q: &MediaQuery) -> StoreResult<Page<MediaRecord>> {
+        self.inner.list_media(m, q).await
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    objects: Arc<LocalObjectStore>,
+    metadata: Arc<Flaky>,
+    processor: Processor,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let objects = Arc::new(LocalObjectStore::open(&dir.path().join("o"), "http://127.0.0.1:1".into(), b"k".to_vec()).unwrap());
+    let metadata = Arc::new(Flaky {
+        inner: LocalMetadataStore::open(&dir.path().join("m.sqlite")).unwrap(),
+        failures: AtomicU32::new(0),
+    });
+    let processor = Processor::new(objects.clone(), metadata.clone(), ProcessorConfig::default());
+    Fixture { _dir: dir, objects, metadata, processor }
+}
+
+fn photo(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/../../../shared/testdata/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+/// Creates the record and stores the original, as the upload flow does; returns the message body.
+async fn uploaded(f: &Fixture, model: &str, bytes: Vec<u8>) -> (ModelId, MediaId, String) {
+    let model = ModelId::parse(model).unwrap();
+    let request = UploadRequest { filename: "p.jpg".into(), content_type: "image/jpeg".into(), bytes: bytes.len() as u64 };
+    let (record, _) =
+        create_upload(f.objects.as_ref(), f.metadata.as_ref(), &Limits::default(), &model, request, time::OffsetDateTime::now_utc())
+            .await
+            .unwrap();
+    let info = f.objects.put(&record.original_key, Bytes::from(bytes), PutOptions::default()).await.unwrap();
+    let body = serde_json::json!({"Records": [{"eventName": "ObjectCreated:Put", "s3": {
+        "bucket": {"name": "b"},
+        "object": {"key": record.original_key.as_str().replace('/', "%2F"), "size": info.size, "eTag": info.etag}
+    }}]});
+    (model, record.media_id, body.to_string())
+}
+
+fn event(messages: &[(&str, &str)]) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    for (id, body) in messages {
+        let mut m = SqsMessage::default();
+        m.message_id = Some((*id).to_owned());
+        m.body = Some((*body).to_owned());
+        event.records.push(m);
+    }
+    event
+}
+
+#[tokio::test]
+async fn only_the_transiently_failed_message_is_reported() {
+    let f = fixture();
+    let (model_a, media_a, body_a) = uploaded(&f, "m-a", photo("photos/rgb16.png")).await;
+    let (_, _, body_b) = uploaded(&f, "m-b", photo("photos/rgb16.png")).await;
+    // One message's first read fails: the batch reports exactly that one.
+    f.metadata.failures.store(1, Ordering::SeqCst);
+    let processor = Processor::new(f.objects.clone(), f.metadata.clone(), ProcessorConfig { concurrency: 1, ..Default::default() });
+    let response = processor.handle_batch(event(&[("a", &body_a), ("b", &body_b)])).await;
+    let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    assert_eq!(failed, vec!["a"]);
+
+    // Its retry succeeds, and a further replay does nothing.
+    let retry = f.processor.handle_batch(event(&[("a", &body_a)])).await;
+    assert!(retry.batch_item_failures.is_empty());
+    let done = f.metadata.get_media(&model_a, &media_a).await.unwrap();
+    assert_eq!(done.status, MediaStatus::PendingReview);
+    assert_eq!(f.processor.handle_message(&body_a).await.unwrap(), vec![Outcome::AlreadyProcessed]);
+    assert_eq!(f.metadata.get_media(&model_a, &media_a).await.unwrap().version, done.version);
+}
+
+#[tokio::test]
+async fn a_bad_file_is_rejected_once_and_not_retried() {
+    let f = fixture();
+    let (model, media, body) = uploaded(&f, "m-c", photo("hostile/truncated.jpg")).await;
+    let response = f.processor.handle_batch(event(&[("c", &body)])).await;
+    assert!(response.batch_item_failures.is_empty(), "a bad file is final, not a retry");
+    let record = f.metadata.get_media(&model, &media).await.unwrap();
+    assert_eq!(record.status, MediaStatus::Rejected);
+    assert_eq!(record.rejection.as_ref().unwrap().code, "corrupt_image");
+    assert_eq!(f.processor.handle_message(&body).await.unwrap(), vec![Outcome::AlreadyProcessed]);
+}
+
+#[tokio::test]
+async fn test_events_foreign_keys_and_orphans_are_acknowledged() {
+    let f = fixture();
+    let test_event = include_str!("fixtures/s3-test-event.json");
+    let foreign = r#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"derived/m/x.jpg"}}}]}"#;
+    let orphan = r#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"originals/m-d/01jd3k6v2q8m3y7x9t0b5n4c2a"}}}]}"#;
+    let response = f.processor.handle_batch(event(&[("t", test_event), ("f", foreign), ("o", orphan)])).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert!(matches!(f.processor.handle_message(orphan).await.unwrap()[0], Outcome::Ignored(_)));
+}
+
+#[tokio::test]
+async fn a_malformed_message_is_reported_for_the_dead_letter_queue() {
+    let f = fixture();
+    let response = f.processor.handle_batch(event(&[("x", "this is not JSON")])).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert_eq!(response.batch_item_failures[0].item_identifier, "x");
+}
+
+#[tokio::test]
+async fn new_content_makes_new_keys_and_removes_the_superseded() {
+    let f = fixture();
+    let (model, media, body) = uploaded(&f, "m-e", photo("photos/rgb16.png")).await;
+    f.processor.handle_message(&body).await.unwrap();
+    let first = f.metadata.get_media(&model, &media).await.unwrap();
+    // The same key overwritten with other bytes (a new object version).
+    let key = ObjectKey::original(&model, &media);
+    let info = f.objects.put(&key, Bytes::from(photo("photos/alpha.png")), PutOptions::default()).await.unwrap();
+    let body = body.replace(&first.source.as_ref().unwrap().etag, &info.etag);
+    assert_eq!(f.processor.handle_message(&body).await.unwrap(), vec![Outcome::Processed]);
+    let second = f.metadata.get_media(&model, &media).await.unwrap();
+    for (old, new) in first.derivatives.iter().zip(&second.derivatives) {
+        assert_ne!(old.key, new.key, "keys change with content");
+        assert!(matches!(f.objects.head(&old.key).await, Err(StoreError::NotFound)), "superseded object deleted");
+        f.objects.head(&new.key).await.unwrap();
+    }
+}

@@ -1,0 +1,124 @@
+//! The AWS adapters: S3 for objects, DynamoDB for metadata, SQS for queues.
+//!
+//! Every client is built from one [`SdkConfig`]; the endpoint comes from the standard
+//! `AWS_ENDPOINT_URL` variable, so the same binary talks to AWS or to an emulator (moto).
+
+mod dynamo;
+mod s3;
+mod sqs;
+
+use std::error::Error as StdError;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::SdkError;
+use aws_smithy_http_client::tls;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use phoenix_domain::StoreError;
+use tokio::sync::OnceCell;
+
+pub use dynamo::{DynamoMetadataStore, create_table};
+pub use s3::S3ObjectStore;
+pub use sqs::SqsQueue;
+
+static SDK_CONFIG: OnceCell<SdkConfig> = OnceCell::const_new();
+
+/// The process's AWS configuration, loaded once (credentials, region, endpoint from the
+/// environment) and shared by every client. TLS is rustls on ring.
+pub async fn sdk_config() -> SdkConfig {
+    SDK_CONFIG.get_or_init(load_sdk_config).await.clone()
+}
+
+/// Loads a fresh configuration, bypassing the process-wide cache of [`sdk_config`]. Tests use it:
+/// each `#[tokio::test]` has its own runtime, and an HTTP connection pool must not outlive the
+/// runtime that opened its connections.
+pub async fn load_sdk_config() -> SdkConfig {
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client)
+        .load()
+        .await
+}
+
+/// Error codes that mean "slow down" or "try again", whatever the HTTP status.
+const TRANSIENT_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+    "SlowDown",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "InternalError",
+    "InternalFailure",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "LimitExceededException",
+];
+
+/// Error codes that mean the deployment is wrong (missing resource, bad credentials), not the
+/// request: an operator must act, so they are reported as `Unavailable`, never as `Invalid`.
+const DEPLOYMENT_CODES: &[&str] = &[
+    "NoSuchBucket",
+    "ResourceNotFoundException",
+    "AWS.SimpleQueueService.NonExistentQueue",
+    "QueueDoesNotExist",
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidAccessKeyId",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "MissingAuthenticationToken",
+    "InvalidSecurity",
+];
+
+/// Maps an SDK failure that the caller did not handle specifically onto the port's errors:
+/// timeouts, dispatch failures, throttling, 5xx and deployment problems are `Unavailable`
+/// (with the SDK error in the anyhow chain); a 4xx the service blames on the request is `Invalid`.
+pub(crate) fn classify<E>(op: &'static str, err: SdkError<E, HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+{
+    let client_error = match &err {
+        SdkError::ServiceError(ctx) => {
+            let status = ctx.raw().status().as_u16();
+            let code = ctx.err().code().unwrap_or_default();
+            let message = ctx.err().message().unwrap_or_default();
+            let blamed_on_request = (400..500).contains(&status)
+                && !matches!(status, 401 | 403 | 404 | 408 | 429)
+                && !TRANSIENT_CODES.contains(&code)
+                && !DEPLOYMENT_CODES.contains(&code);
+            blamed_on_request.then(|| {
+                let code = if code.is_empty() { "error" } else { code };
+                if message.is_empty() {
+                    format!("{op}: {code}")
+                } else {
+                    format!("{op}: {code}: {message}")
+                }
+            })
+        }
+        _ => None,
+    };
+    match client_error {
+        Some(message) => StoreError::Invalid(message),
+        None => StoreError::Unavailable(anyhow::Error::new(err).context(op)),
+    }
+}
+
+/// Whole seconds, rounding a fractional second up (a delay or a visibility is never shortened).
+pub(crate) fn ceil_secs(d: std::time::Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}

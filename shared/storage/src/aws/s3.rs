@@ -1,0 +1,284 @@
+//! [`ObjectStore`] on an S3 bucket.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+use phoenix_domain::ObjectKey;
+use phoenix_domain::ports::{
+    ListPage, ObjectInfo, ObjectStore, PresignedRequest, PutOptions, StoreError, StoreResult,
+};
+use time::OffsetDateTime;
+
+use super::classify;
+
+/// S3 allows at most 1,000 keys a page.
+const MAX_LIST_PAGE: usize = 1000;
+
+#[derive(Debug, Clone)]
+pub struct S3ObjectStore {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl S3ObjectStore {
+    /// A store on `bucket`. `force_path_style` addresses the bucket as `endpoint/bucket/key`
+    /// instead of `bucket.endpoint/key`: emulators (moto) need it.
+    pub fn new(config: &SdkConfig, bucket: impl Into<String>, force_path_style: bool) -> Self {
+        let s3_config = aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(force_path_style)
+            .build();
+        Self::from_client(aws_sdk_s3::Client::from_conf(s3_config), bucket)
+    }
+
+    pub fn from_client(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+
+    pub fn client(&self) -> &aws_sdk_s3::Client {
+        &self.client
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+}
+
+fn unquote(etag: Option<&str>) -> String {
+    etag.unwrap_or_default().trim_matches('"').to_owned()
+}
+
+fn size_of(content_length: Option<i64>) -> u64 {
+    content_length
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(0)
+}
+
+fn presign_config(expires_in: Duration) -> StoreResult<PresigningConfig> {
+    PresigningConfig::expires_in(expires_in).map_err(|e| {
+        StoreError::Invalid(format!(
+            "presigned request expiry {}s: {e}",
+            expires_in.as_secs()
+        ))
+    })
+}
+
+fn expires_at(expires_in: Duration) -> OffsetDateTime {
+    OffsetDateTime::now_utc() + expires_in
+}
+
+#[async_trait]
+impl ObjectStore for S3ObjectStore {
+    async fn put(
+        &self,
+        key: &ObjectKey,
+        body: Bytes,
+        options: PutOptions,
+    ) -> StoreResult<ObjectInfo> {
+        let size = body.len() as u64;
+        let output = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .body(ByteStream::from(body))
+            .set_content_type(options.content_type.clone())
+            .set_cache_control(options.cache_control.clone())
+            .send()
+            .await
+            .map_err(|e| classify("s3 PutObject", e))?;
+        Ok(ObjectInfo {
+            key: key.clone(),
+            size,
+            etag: unquote(output.e_tag()),
+            content_type: options.content_type,
+            cache_control: options.cache_control,
+        })
+    }
+
+    async fn get(&self, key: &ObjectKey, max_bytes: u64) -> StoreResult<(ObjectInfo, Bytes)> {
+        let output = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(se) if se.is_no_such_key() => StoreError::NotFound,
+                _ => classify("s3 GetObject", e),
+            })?;
+        let declared = size_of(output.content_length());
+        let too_large = |n: u64| {
+            StoreError::Invalid(format!(
+                "object is {n} bytes, over the limit of {max_bytes}"
+            ))
+        };
+        if declared > max_bytes {
+            // Dropping the body closes the connection without reading the object.
+            return Err(too_large(declared));
+        }
+        let info = ObjectInfo {
+            key: key.clone(),
+            size: declared,
+            etag: unquote(output.e_tag()),
+            content_type: output.content_type().map(str::to_owned),
+            cache_control: output.cache_control().map(str::to_owned),
+        };
+        let body = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(
+                    anyhow::Error::new(e).context("s3 GetObject: reading the body"),
+                )
+            })?
+            .into_bytes();
+        let read = body.len() as u64;
+        if read > max_bytes {
+            return Err(too_large(read));
+        }
+        Ok((ObjectInfo { size: read, ..info }, body))
+    }
+
+    async fn head(&self, key: &ObjectKey) -> StoreResult<ObjectInfo> {
+        let output = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(se) if se.is_not_found() => StoreError::NotFound,
+                _ => classify("s3 HeadObject", e),
+            })?;
+        Ok(ObjectInfo {
+            key: key.clone(),
+            size: size_of(output.content_length()),
+            etag: unquote(output.e_tag()),
+            content_type: output.content_type().map(str::to_owned),
+            cache_control: output.cache_control().map(str::to_owned),
+        })
+    }
+
+    async fn delete(&self, key: &ObjectKey) -> StoreResult<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .send()
+            .await
+            .map_err(|e| classify("s3 DeleteObject", e))?;
+        Ok(())
+    }
+
+    async fn list(
+        &self,
+        prefix: &str,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> StoreResult<ListPage> {
+        let limit = limit.clamp(1, MAX_LIST_PAGE);
+        let output = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .max_keys(limit as i32)
+            .set_continuation_token(cursor)
+            .send()
+            .await
+            .map_err(|e| classify("s3 ListObjectsV2", e))?;
+        let keys = output
+            .contents()
+            .iter()
+            .filter_map(|object| object.key())
+            .map(|raw| {
+                ObjectKey::parse(raw).map_err(|e| {
+                    StoreError::Unavailable(anyhow::anyhow!(
+                        "s3 ListObjectsV2: the bucket holds an invalid key: {e}"
+                    ))
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        let next = if output.is_truncated().unwrap_or(false) {
+            output.next_continuation_token().map(str::to_owned)
+        } else {
+            None
+        };
+        Ok(ListPage { keys, next })
+    }
+
+    async fn presign_put(
+        &self,
+        key: &ObjectKey,
+        content_type: &str,
+        content_length: u64,
+        expires_in: Duration,
+    ) -> StoreResult<PresignedRequest> {
+        let length = i64::try_from(content_length).map_err(|_| {
+            StoreError::Invalid(format!("content length {content_length} is too large"))
+        })?;
+        let presigned = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .content_type(content_type)
+            .content_length(length)
+            .presigned(presign_config(expires_in)?)
+            .await
+            .map_err(|e| classify("s3 PutObject (presign)", e))?;
+        let mut headers = request_headers(presigned.headers());
+        headers.insert("Content-Type".to_owned(), content_type.to_owned());
+        headers.insert("Content-Length".to_owned(), content_length.to_string());
+        Ok(PresignedRequest {
+            method: presigned.method().to_owned(),
+            url: presigned.uri().to_owned(),
+            headers,
+            expires_at: expires_at(expires_in),
+        })
+    }
+
+    async fn presign_get(
+        &self,
+        key: &ObjectKey,
+        expires_in: Duration,
+    ) -> StoreResult<PresignedRequest> {
+        let presigned = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key.as_str())
+            .presigned(presign_config(expires_in)?)
+            .await
+            .map_err(|e| classify("s3 GetObject (presign)", e))?;
+        Ok(PresignedRequest {
+            method: presigned.method().to_owned(),
+            url: presigned.uri().to_owned(),
+            headers: request_headers(presigned.headers()),
+            expires_at: expires_at(expires_in),
+        })
+    }
+}
+
+/// The headers of a presigned request that the client must send, less `Host` (the URL carries
+/// it, and browsers refuse to set it) and the two we set in canonical case ourselves.
+fn request_headers<'a>(raw: impl Iterator<Item = (&'a str, &'a str)>) -> BTreeMap<String, String> {
+    raw.filter(|(name, _)| {
+        !["host", "content-type", "content-length"]
+            .iter()
+            .any(|skip| name.eq_ignore_ascii_case(skip))
+    })
+    .map(|(name, value)| (name.to_owned(), value.to_owned()))
+    .collect()
+}

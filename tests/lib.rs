@@ -1,0 +1,1 @@
+//! Black-box tests live in `system/`; this library is empty on purpose.

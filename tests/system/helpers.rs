@@ -1,0 +1,131 @@
+//! `spawn_app`: the system on a random port with its own data folder, spoken to over HTTP only.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use phoenix_api::DevClaims;
+use phoenix_domain::Limits;
+use phoenix_local::{LocalConfig, RunningSystem};
+use serde_json::{Value, json};
+
+pub fn testdata(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata").join(rel)
+}
+
+pub struct TestApp {
+    pub system: RunningSystem,
+    pub client: reqwest::Client,
+    pub url: String,
+    _data: Option<tempfile::TempDir>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Limits::default()).await
+}
+
+pub async fn spawn_app_with(limits: Limits) -> TestApp {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut app = spawn_in(data.path(), limits).await;
+    app._data = Some(data);
+    app
+}
+
+/// Starts the system on an existing data folder (to test restarts).
+pub async fn spawn_in(dir: &Path, limits: Limits) -> TestApp {
+    let config = LocalConfig {
+        data_dir: dir.to_owned(),
+        addr: "127.0.0.1:0".parse().unwrap(),
+        jwt_secret: "test-secret".into(),
+        limits,
+        ingest_max_receive: 3,
+    };
+    let system = phoenix_local::spawn(config).await.expect("system starts");
+    let url = system.base_url.clone();
+    TestApp { system, client: reqwest::Client::new(), url, _data: None }
+}
+
+pub fn exp() -> u64 {
+    (time::OffsetDateTime::now_utc() + time::Duration::hours(1)).unix_timestamp() as u64
+}
+
+impl TestApp {
+    pub fn admin_token(&self) -> String {
+        self.system.token(&DevClaims { sub: "admin-1".into(), groups: vec!["admin".into()], model_id: None, exp: exp() })
+    }
+
+    pub fn model_token(&self, model: &str) -> String {
+        self.system.token(&DevClaims {
+            sub: format!("user-{model}"),
+            groups: vec!["model".into()],
+            model_id: Some(model.into()),
+            exp: exp(),
+        })
+    }
+
+    pub async fn create_upload(&self, token: &str, model: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/v1/models/{model}/media/uploads", self.url))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Creates an upload and PUTs the bytes with the presigned request; returns the media id.
+    pub async fn upload(&self, token: &str, model: &str, bytes: Vec<u8>, content_type: &str) -> String {
+        let response = self
+            .create_upload(token, model, &json!({"filename": "photo", "content_type": content_type, "bytes": bytes.len()}))
+            .await;
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        let created: Value = response.json().await.unwrap();
+        let put = self.put_presigned(&created["upload"], bytes).await;
+        assert_eq!(put.status(), 200, "{}", put.text().await.unwrap());
+        created["media_id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn put_presigned(&self, upload: &Value, bytes: Vec<u8>) -> reqwest::Response {
+        assert_eq!(upload["method"], "PUT");
+        let mut request = self.client.put(upload["url"].as_str().unwrap()).body(bytes);
+        for (name, value) in upload["headers"].as_object().unwrap() {
+            if !name.eq_ignore_ascii_case("content-length") {
+                request = request.header(name, value.as_str().unwrap());
+            }
+        }
+        request.send().await.expect("PUT")
+    }
+
+    pub async fn get_media(&self, token: &str, model: &str, media: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}/v1/models/{model}/media/{media}", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Polls until the media leaves `uploading`/`processing`; returns the record.
+    pub async fn wait_processed(&self, token: &str, model: &str, media: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let response = self.get_media(token, model, media).await;
+            assert_eq!(response.status(), 200);
+            let record: Value = response.json().await.unwrap();
+            let status = record["status"].as_str().unwrap().to_owned();
+            if status != "uploading" && status != "processing" {
+                return record;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "media {media} still {status} after 120 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Asserts the standard error body and returns its code.
+pub async fn error_code(response: reqwest::Response, status: u16) -> String {
+    assert_eq!(response.status(), status);
+    let body: Value = response.json().await.expect("error body is JSON");
+    let error = body["error"].as_object().unwrap_or_else(|| panic!("no error object in {body}"));
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "no message in {body}");
+    error["code"].as_str().unwrap().to_owned()
+}

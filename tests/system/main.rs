@@ -1,0 +1,11 @@
+//! Black-box tests of the whole system: the local stack over HTTP with real photos, and the same
+//! upload flow on the AWS adapters against the emulator. One test binary, many modules.
+
+mod helpers;
+
+mod api_input;
+mod auth;
+mod emulator;
+mod hostile;
+mod presigned;
+mod upload_flow;
