@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: starts a moto server (S3, DynamoDB, SQS) on a free port, points the AWS SDK at
 # it through the standard environment, and runs the workspace's tests. Extra arguments go to
-# `cargo test`, e.g. `infra/test.sh -p phoenix-storage --test conformance`.
+# `cargo test`, e.g. `infra/test.sh -p phoenix-storage --test conformance`; without -p/--package
+# every package of the workspace is tested.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -50,4 +51,12 @@ export AWS_SECRET_ACCESS_KEY=test
 export AWS_EC2_METADATA_DISABLED=true
 export PHOENIX_S3_FORCE_PATH_STYLE=true
 
-cargo test --workspace "$@"
+# `--workspace` unless the caller picked packages (cargo would otherwise test everything anyway).
+scope=(--workspace)
+for arg in "$@"; do
+  case "$arg" in
+    --) break ;;
+    -p | -p* | --package | --package=*) scope=() ;;
+  esac
+done
+cargo test "${scope[@]}" "$@"

@@ -13,25 +13,91 @@ async fn bad_upload_requests_are_refused_with_the_right_status() {
         app.client.post(&url).bearer_auth(&token).header("Content-Type", content_type).body(body).send()
     };
     assert_eq!(error_code(send("{not json", "application/json").await.unwrap(), 400).await, "malformed_json");
-    assert_eq!(error_code(send(r#"{"filename":"a","content_type":"image/jpeg","bytes":"10"}"#, "application/json").await.unwrap(), 400).await, "invalid_request");
-    assert_eq!(error_code(send(r#"{"filename":"a","content_type":"image/jpeg","bytes":10,"x":1}"#, "application/json").await.unwrap(), 400).await, "invalid_request");
-    assert_eq!(error_code(send(r#"{"filename":"a","content_type":"image/jpeg"}"#, "application/json").await.unwrap(), 400).await, "invalid_request");
-    assert_eq!(error_code(send(r#"{"filename":"a","content_type":"image/jpeg","bytes":-1}"#, "application/json").await.unwrap(), 400).await, "invalid_request");
-    assert_eq!(error_code(send(r#"{"filename":"a","content_type":"image/jpeg","bytes":10}"#, "text/plain").await.unwrap(), 415).await, "unsupported_media_type");
-    assert_eq!(error_code(send(r#"{"filename":"../../etc/passwd","content_type":"image/jpeg","bytes":10}"#, "application/json").await.unwrap(), 400).await, "invalid_request");
+    assert_eq!(
+        error_code(
+            send(r#"{"filename":"a","content_type":"image/jpeg","bytes":"10"}"#, "application/json").await.unwrap(),
+            400
+        )
+        .await,
+        "invalid_request"
+    );
+    assert_eq!(
+        error_code(
+            send(r#"{"filename":"a","content_type":"image/jpeg","bytes":10,"x":1}"#, "application/json").await.unwrap(),
+            400
+        )
+        .await,
+        "invalid_request"
+    );
+    assert_eq!(
+        error_code(send(r#"{"filename":"a","content_type":"image/jpeg"}"#, "application/json").await.unwrap(), 400)
+            .await,
+        "invalid_request"
+    );
+    assert_eq!(
+        error_code(
+            send(r#"{"filename":"a","content_type":"image/jpeg","bytes":-1}"#, "application/json").await.unwrap(),
+            400
+        )
+        .await,
+        "invalid_request"
+    );
+    assert_eq!(
+        error_code(
+            send(r#"{"filename":"a","content_type":"image/jpeg","bytes":10}"#, "text/plain").await.unwrap(),
+            415
+        )
+        .await,
+        "unsupported_media_type"
+    );
+    assert_eq!(
+        error_code(
+            send(r#"{"filename":"../../etc/passwd","content_type":"image/jpeg","bytes":10}"#, "application/json")
+                .await
+                .unwrap(),
+            400
+        )
+        .await,
+        "invalid_request"
+    );
 
-    let too_big = app.create_upload(&token, "model-a", &json!({"filename": "a.jpg", "content_type": "image/jpeg", "bytes": 50 * 1024 * 1024 + 1})).await;
+    let too_big = app
+        .create_upload(
+            &token,
+            "model-a",
+            &json!({"filename": "a.jpg", "content_type": "image/jpeg", "bytes": 50 * 1024 * 1024 + 1}),
+        )
+        .await;
     assert_eq!(error_code(too_big, 413).await, "payload_too_large");
 
     let huge_body = format!(r#"{{"filename":"{}","content_type":"image/jpeg","bytes":10}}"#, "a".repeat(100_000));
-    let response = app.client.post(&url).bearer_auth(&token).header("Content-Type", "application/json").body(huge_body).send().await.unwrap();
+    let response = app
+        .client
+        .post(&url)
+        .bearer_auth(&token)
+        .header("Content-Type", "application/json")
+        .body(huge_body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_code(response, 413).await, "payload_too_large");
 
-    let bad_model = app.create_upload(&token, "model%20a", &json!({"filename": "a.jpg", "content_type": "image/jpeg", "bytes": 10})).await;
+    let bad_model = app
+        .create_upload(&token, "model%20a", &json!({"filename": "a.jpg", "content_type": "image/jpeg", "bytes": 10}))
+        .await;
     assert_eq!(error_code(bad_model, 400).await, "invalid_id");
 
     // None of the above created a record.
-    let list: Value = app.client.get(format!("{}/v1/models/model-a/media", app.url)).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let list: Value = app
+        .client
+        .get(format!("{}/v1/models/model-a/media", app.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["items"], json!([]));
 }
 
@@ -54,7 +120,13 @@ async fn listing_pages_newest_first_and_refuses_bad_parameters() {
     let token = app.admin_token();
     let mut created = Vec::new();
     for i in 0..5 {
-        let r = app.create_upload(&token, "model-l", &json!({"filename": format!("{i}.jpg"), "content_type": "image/jpeg", "bytes": 10})).await;
+        let r = app
+            .create_upload(
+                &token,
+                "model-l",
+                &json!({"filename": format!("{i}.jpg"), "content_type": "image/jpeg", "bytes": 10}),
+            )
+            .await;
         created.push(r.json::<Value>().await.unwrap()["media_id"].as_str().unwrap().to_owned());
     }
     created.reverse();
@@ -74,7 +146,13 @@ async fn listing_pages_newest_first_and_refuses_bad_parameters() {
     }
     assert_eq!(seen, created);
     for query in ["limit=0", "limit=101", "limit=x", "status=lost", "cursor=%%%", "unknown=1"] {
-        let response = app.client.get(format!("{}/v1/models/model-l/media?{query}", app.url)).bearer_auth(&token).send().await.unwrap();
+        let response = app
+            .client
+            .get(format!("{}/v1/models/model-l/media?{query}", app.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 400, "{query}");
     }
 }

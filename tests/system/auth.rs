@@ -20,13 +20,22 @@ async fn missing_unknown_forged_and_expired_tokens_are_refused() {
     let app = spawn_app().await;
     let url = format!("{}/v1/models/model-a/media/{MEDIA}", app.url);
     assert_eq!(error_code(app.client.get(&url).send().await.unwrap(), 401).await, "unauthorized");
-    assert_eq!(error_code(app.client.get(&url).bearer_auth("not-a-jwt").send().await.unwrap(), 401).await, "unauthorized");
+    assert_eq!(
+        error_code(app.client.get(&url).bearer_auth("not-a-jwt").send().await.unwrap(), 401).await,
+        "unauthorized"
+    );
     let admin = DevClaims { sub: "x".into(), groups: vec!["admin".into()], model_id: None, exp: exp() };
-    let forged = jsonwebtoken::encode(&Header::default(), &admin, &EncodingKey::from_secret(b"another-secret")).unwrap();
+    let forged =
+        jsonwebtoken::encode(&Header::default(), &admin, &EncodingKey::from_secret(b"another-secret")).unwrap();
     assert_eq!(error_code(app.client.get(&url).bearer_auth(forged).send().await.unwrap(), 401).await, "unauthorized");
     let expired = app.system.token(&DevClaims { exp: 1_000_000_000, ..admin.clone() });
     assert_eq!(error_code(app.client.get(&url).bearer_auth(expired).send().await.unwrap(), 401).await, "unauthorized");
-    let none = jsonwebtoken::encode(&Header::new(jsonwebtoken::Algorithm::HS512), &admin, &EncodingKey::from_secret(b"test-secret")).unwrap();
+    let none = jsonwebtoken::encode(
+        &Header::new(jsonwebtoken::Algorithm::HS512),
+        &admin,
+        &EncodingKey::from_secret(b"test-secret"),
+    )
+    .unwrap();
     assert_eq!(error_code(app.client.get(&url).bearer_auth(none).send().await.unwrap(), 401).await, "unauthorized");
     let roleless = app.system.token(&DevClaims { groups: vec![], ..admin });
     assert_eq!(error_code(app.client.get(&url).bearer_auth(roleless).send().await.unwrap(), 403).await, "forbidden");

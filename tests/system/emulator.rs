@@ -1,1 +1,218 @@
-//! (emulator flow: pending)
+//! The upload flow on the AWS adapters against the emulator (moto server, started by
+//! `infra/test.sh`): the media-api router fed API Gateway v2 events with JWT-authorizer claims,
+//! a PUT to the presigned S3 URL, the bucket's notification to SQS, the thumbnail processor's
+//! handler on the received batch, and the record in DynamoDB.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_s3::types::{
+    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter, QueueConfiguration,
+    S3KeyFilter,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use image::GenericImageView;
+use phoenix_api::{AppState, AuthMode, DerivativeLinks};
+use phoenix_domain::{Limits, Queue, QueueName};
+use phoenix_ingest::{Processor, ProcessorConfig};
+use phoenix_storage::aws::{DynamoMetadataStore, S3ObjectStore, SqsQueue, create_table, load_sdk_config};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::helpers::testdata;
+
+fn require_emulator() {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty()),
+        "emulator-backed tests need AWS_ENDPOINT_URL: run them with infra/test.sh, which starts moto server"
+    );
+}
+
+/// An API Gateway HTTP API (v2) event as the JWT authorizer passes it on.
+fn apigw_request(
+    method: &str,
+    route: &str,
+    path: &str,
+    params: Value,
+    body: Option<Value>,
+    model: &str,
+) -> lambda_http::Request {
+    let event = include_str!("../fixtures/apigw-v2-request.json")
+        .replace("$ROUTE_KEY", &format!("{method} {route}"))
+        .replace("$PATH_PARAMETERS", &params.to_string())
+        .replace("$PATH", path)
+        .replace("$METHOD", method)
+        .replace("$GROUPS", "[model]")
+        .replace("$SUB", "7d0c3c1e-1111-4222-8333-944455556666")
+        .replace("$CLAIM_MODEL", model)
+        .replace("$BODY", &body.map(|b| Value::String(b.to_string())).unwrap_or(Value::Null).to_string());
+    lambda_http::request::from_str(&event).expect("a valid API Gateway v2 event")
+}
+
+async fn call(router: &axum::Router, request: lambda_http::Request) -> (u16, Value) {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_flow_on_the_aws_adapters() {
+    require_emulator();
+    let sdk = load_sdk_config().await;
+    let suffix = ulid::Ulid::new().to_string().to_ascii_lowercase();
+    let (bucket, table) = (format!("uploads-{suffix}"), format!("media-{suffix}"));
+
+    // The deployment, as template.yaml declares it: bucket → notification → ingest queue (+DLQ), table.
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let dlq_url =
+        sqs.create_queue().queue_name(format!("ingest-dlq-{suffix}")).send().await.unwrap().queue_url.unwrap();
+    let dlq_arn = queue_arn(&sqs, &dlq_url).await;
+    let ingest_url = sqs
+        .create_queue()
+        .queue_name(format!("ingest-{suffix}"))
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            json!({"maxReceiveCount": 5, "deadLetterTargetArn": dlq_arn}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let ingest_arn = queue_arn(&sqs, &ingest_url).await;
+    let filter = NotificationConfigurationFilter::builder()
+        .key(
+            S3KeyFilter::builder()
+                .filter_rules(FilterRule::builder().name(FilterRuleName::Prefix).value("originals/").build())
+                .build(),
+        )
+        .build();
+    s3.put_bucket_notification_configuration()
+        .bucket(&bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(
+                    QueueConfiguration::builder()
+                        .queue_arn(&ingest_arn)
+                        .events(Event::S3ObjectCreated)
+                        .filter(filter)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    create_table(&dynamo, &table).await.unwrap();
+
+    let objects = Arc::new(S3ObjectStore::new(&sdk, bucket.clone(), true));
+    let metadata = Arc::new(DynamoMetadataStore::new(&sdk, table.clone()));
+    let queue = SqsQueue::new(
+        &sdk,
+        HashMap::from([(QueueName::INGEST, ingest_url.clone()), (QueueName::INGEST_DLQ, dlq_url.clone())]),
+    );
+    let router = phoenix_api::router(AppState {
+        objects: objects.clone(),
+        metadata: metadata.clone(),
+        limits: Limits::default(),
+        auth: AuthMode::ApiGateway,
+        links: DerivativeLinks::Presigned(Duration::from_secs(600)),
+    });
+    let processor = Processor::new(objects.clone(), metadata.clone(), ProcessorConfig::default());
+
+    // 1. Create the upload through the API, as API Gateway invokes it.
+    let photo = std::fs::read(testdata("photos/exif-orientation6-gps.jpg")).unwrap();
+    let route = "/v1/models/{model_id}/media/uploads";
+    let request = apigw_request(
+        "POST",
+        route,
+        "/v1/models/model-aws/media/uploads",
+        json!({"model_id": "model-aws"}),
+        Some(json!({"filename": "portrait.jpg", "content_type": "image/jpeg", "bytes": photo.len()})),
+        "model-aws",
+    );
+    let (status, created) = call(&router, request).await;
+    assert_eq!(status, 201, "{created}");
+    let media = created["media_id"].as_str().unwrap().to_owned();
+    let upload = &created["upload"];
+    assert!(upload["url"].as_str().unwrap().contains(&format!("originals/model-aws/{media}")));
+
+    // Another model's claims may not read it.
+    let path = format!("/v1/models/model-aws/media/{media}");
+    let get_route = "/v1/models/{model_id}/media/{media_id}";
+    let params = json!({"model_id": "model-aws", "media_id": media});
+    let (status, body) =
+        call(&router, apigw_request("GET", get_route, &path, params.clone(), None, "model-other")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")));
+
+    // 2. The browser's PUT to S3.
+    let client = reqwest::Client::new();
+    let mut put = client.put(upload["url"].as_str().unwrap()).body(photo);
+    for (name, value) in upload["headers"].as_object().unwrap() {
+        if !name.eq_ignore_ascii_case("content-length") {
+            put = put.header(name, value.as_str().unwrap());
+        }
+    }
+    let put = put.send().await.unwrap();
+    assert!(put.status().is_success(), "{}", put.text().await.unwrap());
+
+    // 3. S3 → SQS: the notification arrives; the processor handles the batch as Lambda would.
+    let mut messages = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !messages.iter().any(|m: &phoenix_domain::ports::ReceivedMessage| m.body.contains("ObjectCreated")) {
+        assert!(tokio::time::Instant::now() < deadline, "no ObjectCreated notification reached the queue");
+        messages.extend(
+            queue.receive(&QueueName::INGEST, 10, Duration::from_secs(60), Duration::from_secs(1)).await.unwrap(),
+        );
+    }
+    let mut event = SqsEvent::default();
+    for m in &messages {
+        let mut record = SqsMessage::default();
+        record.message_id = Some(m.message_id.clone());
+        record.receipt_handle = Some(m.receipt.clone());
+        record.body = Some(m.body.clone());
+        event.records.push(record);
+    }
+    let response = processor.handle_batch(event.clone()).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    for m in &messages {
+        queue.delete(&QueueName::INGEST, &m.receipt).await.unwrap();
+    }
+
+    // 4. The record in DynamoDB, through the API: portrait, with loadable presigned derivatives.
+    let (status, record) =
+        call(&router, apigw_request("GET", get_route, &path, params.clone(), None, "model-aws")).await;
+    assert_eq!(status, 200, "{record}");
+    assert_eq!(record["status"], "pending_review", "{record}");
+    assert_eq!((record["source"]["width"].as_u64(), record["source"]["height"].as_u64()), (Some(2056), Some(3088)));
+    let derivatives = record["derivatives"].as_array().unwrap();
+    assert_eq!(derivatives.len(), 3);
+    for d in derivatives {
+        let url = d["url"].as_str().unwrap();
+        assert!(url.contains("X-Amz-Signature"), "a presigned GET: {url}");
+        let bytes = client.get(url).send().await.unwrap().bytes().await.unwrap();
+        let (w, h) = image::load_from_memory(&bytes).unwrap().dimensions();
+        assert_eq!((w as u64, h as u64), (d["width"].as_u64().unwrap(), d["height"].as_u64().unwrap()));
+        assert!(h > w, "portrait after EXIF orientation");
+    }
+
+    // 5. A redelivered batch does no work twice.
+    let again = processor.handle_batch(event).await;
+    assert!(again.batch_item_failures.is_empty());
+    let (_, reread) = call(&router, apigw_request("GET", get_route, &path, params, None, "model-aws")).await;
+    assert_eq!(reread["version"], record["version"]);
+    assert_eq!(queue.depth(&QueueName::INGEST_DLQ).await.unwrap(), 0);
+}
+
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    let attributes =
+        sqs.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::QueueArn).send().await.unwrap();
+    attributes.attributes.unwrap()[&QueueAttributeName::QueueArn].clone()
+}

@@ -50,7 +50,12 @@ pub fn exp() -> u64 {
 
 impl TestApp {
     pub fn admin_token(&self) -> String {
-        self.system.token(&DevClaims { sub: "admin-1".into(), groups: vec!["admin".into()], model_id: None, exp: exp() })
+        self.system.token(&DevClaims {
+            sub: "admin-1".into(),
+            groups: vec!["admin".into()],
+            model_id: None,
+            exp: exp(),
+        })
     }
 
     pub fn model_token(&self, model: &str) -> String {
@@ -75,7 +80,11 @@ impl TestApp {
     /// Creates an upload and PUTs the bytes with the presigned request; returns the media id.
     pub async fn upload(&self, token: &str, model: &str, bytes: Vec<u8>, content_type: &str) -> String {
         let response = self
-            .create_upload(token, model, &json!({"filename": "photo", "content_type": content_type, "bytes": bytes.len()}))
+            .create_upload(
+                token,
+                model,
+                &json!({"filename": "photo", "content_type": content_type, "bytes": bytes.len()}),
+            )
             .await;
         assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
         let created: Value = response.json().await.unwrap();

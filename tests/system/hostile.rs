@@ -43,13 +43,18 @@ async fn gif_svg_and_empty_files_are_refused_at_upload() {
     let app = spawn_app().await;
     let token = app.model_token("model-h");
     for (content_type, bytes) in [("image/gif", 1000), ("image/svg+xml", 1000), ("text/html", 10)] {
-        let response =
-            app.create_upload(&token, "model-h", &json!({"filename": "x", "content_type": content_type, "bytes": bytes})).await;
+        let response = app
+            .create_upload(&token, "model-h", &json!({"filename": "x", "content_type": content_type, "bytes": bytes}))
+            .await;
         assert_eq!(error_code(response, 415).await, "unsupported_media_type", "{content_type}");
     }
     let empty = std::fs::read(testdata("hostile/empty.jpg")).unwrap();
     let response = app
-        .create_upload(&token, "model-h", &json!({"filename": "empty.jpg", "content_type": "image/jpeg", "bytes": empty.len()}))
+        .create_upload(
+            &token,
+            "model-h",
+            &json!({"filename": "empty.jpg", "content_type": "image/jpeg", "bytes": empty.len()}),
+        )
         .await;
     assert_eq!(error_code(response, 400).await, "invalid_request");
 }

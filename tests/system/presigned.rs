@@ -8,8 +8,9 @@ use crate::helpers::{spawn_app, spawn_app_with, testdata};
 
 async fn new_upload(app: &crate::helpers::TestApp, bytes: usize) -> Value {
     let token = app.admin_token();
-    let response =
-        app.create_upload(&token, "model-p", &json!({"filename": "p.jpg", "content_type": "image/jpeg", "bytes": bytes})).await;
+    let response = app
+        .create_upload(&token, "model-p", &json!({"filename": "p.jpg", "content_type": "image/jpeg", "bytes": bytes}))
+        .await;
     assert_eq!(response.status(), 201);
     response.json().await.unwrap()
 }
@@ -31,15 +32,18 @@ async fn put_is_bound_to_type_length_signature_and_key() {
     let wrong_type = app.client.put(url).header("Content-Type", "image/png").body(bytes.clone()).send().await.unwrap();
     assert_eq!(s3_code(wrong_type, 403).await, "SignatureDoesNotMatch");
 
-    let wrong_length = app.client.put(url).header("Content-Type", "image/jpeg").body(bytes[..100].to_vec()).send().await.unwrap();
+    let wrong_length =
+        app.client.put(url).header("Content-Type", "image/jpeg").body(bytes[..100].to_vec()).send().await.unwrap();
     assert_eq!(s3_code(wrong_length, 403).await, "SignatureDoesNotMatch");
 
     let tampered = url.replace("X-Phoenix-Signature=", "X-Phoenix-Signature=00");
-    let forged = app.client.put(&tampered).header("Content-Type", "image/jpeg").body(bytes.clone()).send().await.unwrap();
+    let forged =
+        app.client.put(&tampered).header("Content-Type", "image/jpeg").body(bytes.clone()).send().await.unwrap();
     assert_eq!(s3_code(forged, 403).await, "SignatureDoesNotMatch");
 
     let other_key = url.replace("/originals/model-p/", "/originals/model-q/");
-    let moved = app.client.put(&other_key).header("Content-Type", "image/jpeg").body(bytes.clone()).send().await.unwrap();
+    let moved =
+        app.client.put(&other_key).header("Content-Type", "image/jpeg").body(bytes.clone()).send().await.unwrap();
     assert_eq!(s3_code(moved, 403).await, "SignatureDoesNotMatch");
 
     let unsigned = url.split('?').next().unwrap();

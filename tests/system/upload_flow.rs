@@ -54,7 +54,8 @@ async fn check_derivatives(client: &reqwest::Client, photo: &Expect, record: &Va
     let derivatives = record["derivatives"].as_array().unwrap();
     assert_eq!(derivatives.len(), PRESET_WIDTHS.len(), "{}: {record}", photo.file);
     for (preset, target) in PRESET_WIDTHS {
-        let d = derivatives.iter().find(|d| d["preset"] == preset).unwrap_or_else(|| panic!("{}: no {preset}", photo.file));
+        let d =
+            derivatives.iter().find(|d| d["preset"] == preset).unwrap_or_else(|| panic!("{}: no {preset}", photo.file));
         let expected_width = target.min(photo.width);
         let response = client.get(d["url"].as_str().unwrap()).send().await.unwrap();
         assert_eq!(response.status(), 200);
@@ -65,7 +66,11 @@ async fn check_derivatives(client: &reqwest::Client, photo: &Expect, record: &Va
         let (w, h) = decoded.dimensions();
         assert_eq!(w, expected_width, "{} {preset}: never upscaled, fit to width", photo.file);
         let expected_height = (photo.height as f64 * w as f64 / photo.width as f64).round() as u32;
-        assert!(h.abs_diff(expected_height) <= 1, "{} {preset}: {w}x{h}, expected height {expected_height}", photo.file);
+        assert!(
+            h.abs_diff(expected_height) <= 1,
+            "{} {preset}: {w}x{h}, expected height {expected_height}",
+            photo.file
+        );
         assert_eq!((d["width"].as_u64().unwrap(), d["height"].as_u64().unwrap()), (w as u64, h as u64));
         if photo.height > photo.width {
             assert!(h > w, "{} {preset} must be portrait", photo.file);

@@ -95,7 +95,8 @@ pub async fn spawn(config: LocalConfig) -> anyhow::Result<RunningSystem> {
             (QueueName::INGEST_DLQ, QueueSettings { max_receive: u32::MAX, dead_letter: None }),
         ],
     )?);
-    let metadata: Arc<dyn MetadataStore> = Arc::new(LocalMetadataStore::open(&config.data_dir.join("metadata.sqlite"))?);
+    let metadata: Arc<dyn MetadataStore> =
+        Arc::new(LocalMetadataStore::open(&config.data_dir.join("metadata.sqlite"))?);
     let object_store = LocalObjectStore::open(
         &config.data_dir.join("objects"),
         base_url.clone(),

@@ -52,8 +52,8 @@ fn store_error(e: StoreError) -> Response {
     }
 }
 
-fn parse_key(raw: &str) -> Result<ObjectKey, Response> {
-    ObjectKey::parse(raw).map_err(|_| s3_error(StatusCode::BAD_REQUEST, "InvalidArgument", "Invalid object key"))
+fn bad_key() -> Response {
+    s3_error(StatusCode::BAD_REQUEST, "InvalidArgument", "Invalid object key")
 }
 
 async fn presigned_put(
@@ -63,16 +63,22 @@ async fn presigned_put(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let key = match parse_key(&raw_key) {
-        Ok(k) => k,
-        Err(r) => return r,
+    let Ok(key) = ObjectKey::parse(&raw_key) else {
+        return bad_key();
     };
-    let Some(length) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
+    let Some(length) =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
     else {
-        return s3_error(StatusCode::LENGTH_REQUIRED, "MissingContentLength", "You must provide the Content-Length HTTP header.");
+        return s3_error(
+            StatusCode::LENGTH_REQUIRED,
+            "MissingContentLength",
+            "You must provide the Content-Length HTTP header.",
+        );
     };
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    if let Err(e) = state.store.verify_presigned("PUT", &key, &query, content_type, Some(length), OffsetDateTime::now_utc()) {
+    if let Err(e) =
+        state.store.verify_presigned("PUT", &key, &query, content_type, Some(length), OffsetDateTime::now_utc())
+    {
         return presign_error(e);
     }
     if body.len() as u64 != length || length > state.max_upload_bytes {
@@ -91,9 +97,8 @@ async fn presigned_get(
     Query(query): Query<BTreeMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let key = match parse_key(&raw_key) {
-        Ok(k) => k,
-        Err(r) => return r,
+    let Ok(key) = ObjectKey::parse(&raw_key) else {
+        return bad_key();
     };
     if let Err(e) = state.store.verify_presigned("GET", &key, &query, None, None, OffsetDateTime::now_utc()) {
         return presign_error(e);
@@ -102,26 +107,32 @@ async fn presigned_get(
 }
 
 async fn public_derivative(State(state): State<ObjectState>, Path(rest): Path<String>, headers: HeaderMap) -> Response {
-    let key = match parse_key(&format!("derived/{rest}")) {
-        Ok(k) => k,
-        Err(r) => return r,
+    let Ok(key) = ObjectKey::parse(&format!("derived/{rest}")) else {
+        return bad_key();
     };
     serve(&state.store, &key, &headers, Some("public, max-age=31536000, immutable")).await
 }
 
-async fn serve(store: &LocalObjectStore, key: &ObjectKey, headers: &HeaderMap, cache_control: Option<&str>) -> Response {
+async fn serve(
+    store: &LocalObjectStore,
+    key: &ObjectKey,
+    headers: &HeaderMap,
+    cache_control: Option<&str>,
+) -> Response {
     let head = match store.head(key).await {
         Ok(h) => h,
         Err(e) => return store_error(e),
     };
     let etag = format!("\"{}\"", head.etag);
-    let cache_control = head.cache_control.clone().or(cache_control.map(str::to_owned)).unwrap_or_else(|| "private, no-store".into());
+    let cache_control =
+        head.cache_control.clone().or(cache_control.map(str::to_owned)).unwrap_or_else(|| "private, no-store".into());
     let not_modified = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
     if not_modified {
-        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag), (header::CACHE_CONTROL, cache_control)]).into_response();
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag), (header::CACHE_CONTROL, cache_control)])
+            .into_response();
     }
     let (info, bytes) = match store.get(key, u64::MAX).await {
         Ok(found) => found,

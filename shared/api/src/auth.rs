@@ -80,12 +80,17 @@ impl Caller {
     }
 
     fn from_claims(subject: Option<String>, groups: &[String], model_id: Option<&str>) -> Result<Self, ApiError> {
-        let subject = subject.filter(|s| !s.is_empty()).ok_or_else(|| ApiError::Unauthorized("the token has no subject".into()))?;
+        let subject = subject
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::Unauthorized("the token has no subject".into()))?;
         let role = if groups.iter().any(|g| g == "admin") {
             Role::Admin
         } else if groups.iter().any(|g| g == "model") {
             let raw = model_id.ok_or_else(|| ApiError::Forbidden("a model token must carry custom:model_id".into()))?;
-            Role::Model(ModelId::parse(raw).map_err(|_| ApiError::Forbidden("the token's custom:model_id is not valid".into()))?)
+            Role::Model(
+                ModelId::parse(raw)
+                    .map_err(|_| ApiError::Forbidden("the token's custom:model_id is not valid".into()))?,
+            )
         } else {
             return Err(ApiError::Forbidden("the token grants no role: it must be in group admin or model".into()));
         };
@@ -139,7 +144,11 @@ impl FromRequestParts<AppState> for Caller {
                 }
                 .ok_or_else(|| ApiError::Unauthorized("no verified token claims on the request".into()))?;
                 let groups = claims.get("cognito:groups").map(|g| parse_groups(g)).unwrap_or_default();
-                Self::from_claims(claims.get("sub").cloned(), &groups, claims.get("custom:model_id").map(String::as_str))
+                Self::from_claims(
+                    claims.get("sub").cloned(),
+                    &groups,
+                    claims.get("custom:model_id").map(String::as_str),
+                )
             }
         }
     }

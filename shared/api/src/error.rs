@@ -75,7 +75,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         match &self {
-            Self::Unavailable(e) | Self::Unexpected(e) => tracing::error!(error = %format!("{e:#}"), code = self.code(), "request failed"),
+            Self::Unavailable(e) | Self::Unexpected(e) => {
+                tracing::error!(error = %format!("{e:#}"), code = self.code(), "request failed")
+            }
             _ => tracing::info!(code = self.code(), message = %self, "request refused"),
         }
         let mut error = json!({"code": self.code(), "message": self.to_string()});
@@ -90,7 +92,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Self::NotFound("not found".into()),
-            StoreError::AlreadyExists => Self::VersionConflict { message: "it already exists".into(), current_version: None },
+            StoreError::AlreadyExists => {
+                Self::VersionConflict { message: "it already exists".into(), current_version: None }
+            }
             StoreError::VersionConflict { current } => Self::VersionConflict {
                 message: "the resource changed since it was read; read it again and retry".into(),
                 current_version: current,

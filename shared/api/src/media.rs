@@ -106,10 +106,7 @@ pub async fn list_media(
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::InvalidRequest(format!("limit must be between 1 and {MAX_PAGE}")));
     }
-    let page = state
-        .metadata
-        .list_media(&model, &MediaQuery { status, limit, cursor: params.cursor })
-        .await?;
+    let page = state.metadata.list_media(&model, &MediaQuery { status, limit, cursor: params.cursor }).await?;
     let mut items = Vec::with_capacity(page.items.len());
     for record in &page.items {
         items.push(render(&state, record).await?);

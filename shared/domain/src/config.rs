@@ -44,10 +44,10 @@ where
     T::Err: std::fmt::Display,
 {
     match std::env::var(name) {
-        Ok(raw) if !raw.trim().is_empty() => raw.trim().parse().map_err(|e: T::Err| ConfigError {
-            name: name.to_owned(),
-            message: format!("{raw:?} is not valid: {e}"),
-        }),
+        Ok(raw) if !raw.trim().is_empty() => raw
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| ConfigError { name: name.to_owned(), message: format!("{raw:?} is not valid: {e}") }),
         _ => Ok(default),
     }
 }
@@ -69,10 +69,7 @@ impl Limits {
             max_upload_bytes: env_or("PHOENIX_MAX_UPLOAD_BYTES", d.max_upload_bytes)?,
             max_pixels: env_or("PHOENIX_MAX_PIXELS", d.max_pixels)?,
             max_side: env_or("PHOENIX_MAX_SIDE", d.max_side)?,
-            upload_url_ttl: Duration::from_secs(env_or(
-                "PHOENIX_UPLOAD_URL_TTL_SECS",
-                d.upload_url_ttl.as_secs(),
-            )?),
+            upload_url_ttl: Duration::from_secs(env_or("PHOENIX_UPLOAD_URL_TTL_SECS", d.upload_url_ttl.as_secs())?),
             ..d
         })
     }

@@ -18,13 +18,8 @@ pub enum MediaStatus {
 }
 
 impl MediaStatus {
-    pub const ALL: [MediaStatus; 5] = [
-        Self::Uploading,
-        Self::Processing,
-        Self::PendingReview,
-        Self::Approved,
-        Self::Rejected,
-    ];
+    pub const ALL: [MediaStatus; 5] =
+        [Self::Uploading, Self::Processing, Self::PendingReview, Self::Approved, Self::Rejected];
 
     pub fn as_str(self) -> &'static str {
         match self {

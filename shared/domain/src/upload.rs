@@ -38,9 +38,7 @@ fn validate_filename(name: &str) -> Result<(), UploadError> {
         return Err(UploadError::Invalid("filename must not be empty".into()));
     }
     if name.len() > MAX_FILENAME_LEN {
-        return Err(UploadError::Invalid(format!(
-            "filename must be at most {MAX_FILENAME_LEN} bytes"
-        )));
+        return Err(UploadError::Invalid(format!("filename must be at most {MAX_FILENAME_LEN} bytes")));
     }
     if name.chars().any(|c| c.is_control() || c == '/' || c == '\\') || trimmed == "." || trimmed == ".." {
         return Err(UploadError::Invalid(
@@ -74,9 +72,7 @@ pub async fn create_upload(
     let media_id = MediaId::new();
     let original_key = ObjectKey::original(model_id, &media_id);
     // Presign first: if that fails nothing has been written.
-    let upload = objects
-        .presign_put(&original_key, &content_type, request.bytes, limits.upload_url_ttl)
-        .await?;
+    let upload = objects.presign_put(&original_key, &content_type, request.bytes, limits.upload_url_ttl).await?;
     let record = MediaRecord {
         model_id: model_id.clone(),
         media_id,

@@ -14,28 +14,14 @@ pub enum ImagingError {
     FileTooLarge { bytes: u64, limit: u64 },
 
     #[error("{} is {width}x{height} = {pixels} pixels, over the limit of {limit}", format.label())]
-    TooManyPixels {
-        format: ImageFormat,
-        width: u32,
-        height: u32,
-        pixels: u64,
-        limit: u64,
-    },
+    TooManyPixels { format: ImageFormat, width: u32, height: u32, pixels: u64, limit: u64 },
 
     #[error("{} is {width}x{height} pixels; neither side may exceed {limit}", format.label())]
-    DimensionsTooLarge {
-        format: ImageFormat,
-        width: u32,
-        height: u32,
-        limit: u32,
-    },
+    DimensionsTooLarge { format: ImageFormat, width: u32, height: u32, limit: u32 },
 
     /// Truncated or undecodable. `format` is `None` when the failure is not tied to the input.
     #[error("{} could not be decoded (damaged or truncated?): {detail}", format.map_or("the image", ImageFormat::label))]
-    CorruptImage {
-        format: Option<ImageFormat>,
-        detail: String,
-    },
+    CorruptImage { format: Option<ImageFormat>, detail: String },
 
     #[error("the image could not be processed: the decoder failed unexpectedly ({detail})")]
     DecoderPanic { detail: String },
@@ -57,15 +43,11 @@ impl ImagingError {
 
     /// For callers that contain a panic themselves (e.g. a failed `spawn_blocking` join).
     pub fn from_panic(detail: impl Into<String>) -> Self {
-        Self::DecoderPanic {
-            detail: detail.into(),
-        }
+        Self::DecoderPanic { detail: detail.into() }
     }
 
     pub(crate) fn unsupported(reason: impl Into<String>) -> Self {
-        Self::UnsupportedFormat {
-            reason: reason.into(),
-        }
+        Self::UnsupportedFormat { reason: reason.into() }
     }
 
     /// Maps a codec error. A limit error here means the header passed our checks yet the decoder
@@ -81,10 +63,7 @@ impl ImagingError {
                 format: Some(format),
                 detail: format!("the decoder needed more memory than the pixel limit allows ({l})"),
             },
-            other => Self::CorruptImage {
-                format: Some(format),
-                detail: other.to_string(),
-            },
+            other => Self::CorruptImage { format: Some(format), detail: other.to_string() },
         }
     }
 }

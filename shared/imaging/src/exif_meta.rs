@@ -16,12 +16,7 @@ pub(crate) struct ExifMeta {
 
 impl Default for ExifMeta {
     fn default() -> Self {
-        Self {
-            orientation: 1,
-            camera_make: None,
-            camera_model: None,
-            captured_at: None,
-        }
+        Self { orientation: 1, camera_make: None, camera_model: None, captured_at: None }
     }
 }
 
@@ -33,10 +28,8 @@ pub(crate) fn parse(raw: &[u8]) -> ExifMeta {
         return ExifMeta::default();
     };
     let field = |tag| exif.get_field(tag, In::PRIMARY).map(|f| &f.value);
-    let orientation = field(Tag::Orientation)
-        .and_then(|v| v.get_uint(0))
-        .filter(|o| (1..=8).contains(o))
-        .map_or(1, |o| o as u16);
+    let orientation =
+        field(Tag::Orientation).and_then(|v| v.get_uint(0)).filter(|o| (1..=8).contains(o)).map_or(1, |o| o as u16);
     ExifMeta {
         orientation,
         camera_make: field(Tag::Make).and_then(ascii_text),
@@ -53,11 +46,8 @@ fn first_ascii(v: &Value) -> Option<&[u8]> {
 }
 
 fn ascii_text(v: &Value) -> Option<String> {
-    let text: String = String::from_utf8_lossy(first_ascii(v)?)
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_TEXT_CHARS)
-        .collect();
+    let text: String =
+        String::from_utf8_lossy(first_ascii(v)?).chars().filter(|c| !c.is_control()).take(MAX_TEXT_CHARS).collect();
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_owned())
 }
@@ -72,10 +62,7 @@ fn datetime(v: &Value) -> Option<String> {
         && dt.minute < 60
         && dt.second < 61;
     valid.then(|| {
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-            dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second
-        )
+        format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second)
     })
 }
 
@@ -93,10 +80,7 @@ mod tests {
     #[test]
     fn dates_are_normalised_and_placeholders_dropped() {
         let v = |s: &str| Value::Ascii(vec![s.as_bytes().to_vec()]);
-        assert_eq!(
-            datetime(&v("2021:07:04 13:05:09")).as_deref(),
-            Some("2021-07-04T13:05:09")
-        );
+        assert_eq!(datetime(&v("2021:07:04 13:05:09")).as_deref(), Some("2021-07-04T13:05:09"));
         assert_eq!(datetime(&v("0000:00:00 00:00:00")), None);
         assert_eq!(datetime(&v("    :  :     :  :  ")), None);
         assert_eq!(ascii_text(&v("  Canon\0 ")).as_deref(), Some("Canon"));

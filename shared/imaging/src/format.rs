@@ -84,9 +84,7 @@ pub fn sniff(bytes: &[u8]) -> Result<ImageFormat, ImagingError> {
     Err(ImagingError::unsupported(match known_other(bytes) {
         Some(name) => format!("{name} images are not accepted: {ACCEPTED}"),
         None if looks_like_markup(bytes) => {
-            format!(
-                "the file is a text document (HTML, XML or SVG markup), not an image: {ACCEPTED}"
-            )
+            format!("the file is a text document (HTML, XML or SVG markup), not an image: {ACCEPTED}")
         }
         None => format!("the file is not a recognised image: {ACCEPTED}"),
     }))
@@ -94,8 +92,7 @@ pub fn sniff(bytes: &[u8]) -> Result<ImageFormat, ImagingError> {
 
 /// Formats people commonly try, named so the message tells them what they sent.
 fn known_other(b: &[u8]) -> Option<&'static str> {
-    let brand =
-        |brands: &[&[u8]]| b.len() >= 12 && &b[4..8] == b"ftyp" && brands.contains(&&b[8..12]);
+    let brand = |brands: &[&[u8]]| b.len() >= 12 && &b[4..8] == b"ftyp" && brands.contains(&&b[8..12]);
     if b.starts_with(b"GIF87a") || b.starts_with(b"GIF89a") {
         Some("GIF")
     } else if b.starts_with(b"II*\0") || b.starts_with(b"MM\0*") {
@@ -104,9 +101,7 @@ fn known_other(b: &[u8]) -> Option<&'static str> {
         Some("BMP")
     } else if brand(&[b"avif", b"avis"]) {
         Some("AVIF")
-    } else if brand(&[
-        b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1",
-    ]) {
+    } else if brand(&[b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"]) {
         Some("HEIC")
     } else if b.starts_with(b"%PDF") {
         Some("PDF")
@@ -153,10 +148,7 @@ mod tests {
         assert_eq!(code(b"RIFF\0\0\0\0WAVEfmt "), "unsupported_format");
         assert_eq!(code(b"\xFF\xD8"), "unsupported_format");
         let svg = sniff(b"\xEF\xBB\xBF  <?xml version=\"1.0\"?>\n<svg></svg>").unwrap_err();
-        assert!(
-            svg.to_string().starts_with("SVG images are not accepted"),
-            "{svg}"
-        );
+        assert!(svg.to_string().starts_with("SVG images are not accepted"), "{svg}");
         let html = sniff(b"<!DOCTYPE html><p>hi").unwrap_err();
         assert!(html.to_string().contains("not an image"), "{html}");
         let heic = sniff(b"\0\0\0\x18ftypheic\0\0\0\0").unwrap_err();

@@ -28,11 +28,7 @@ pub struct ImageLimits {
 
 impl Default for ImageLimits {
     fn default() -> Self {
-        Self {
-            max_bytes: 50 * 1024 * 1024,
-            max_pixels: 100_000_000,
-            max_side: 20_000,
-        }
+        Self { max_bytes: 50 * 1024 * 1024, max_pixels: 100_000_000, max_side: 20_000 }
     }
 }
 
@@ -45,20 +41,13 @@ pub struct Preset {
 
 impl Preset {
     pub fn new(name: impl Into<String>, width: u32) -> Self {
-        Self {
-            name: name.into(),
-            width,
-        }
+        Self { name: name.into(), width }
     }
 }
 
 /// Sizes for list thumbnails, detail views and full-screen viewing.
 pub fn default_presets() -> Vec<Preset> {
-    vec![
-        Preset::new("small", 320),
-        Preset::new("medium", 640),
-        Preset::new("large", 1280),
-    ]
+    vec![Preset::new("small", 320), Preset::new("medium", 640), Preset::new("large", 1280)]
 }
 
 /// What the header says about an upload: enough to decide whether to decode it at all.
@@ -87,24 +76,16 @@ pub fn probe(bytes: &[u8], limits: &ImageLimits) -> Result<Probe, ImagingError> 
     }
     let len = bytes.len() as u64;
     if len > limits.max_bytes {
-        return Err(ImagingError::FileTooLarge {
-            bytes: len,
-            limit: limits.max_bytes,
-        });
+        return Err(ImagingError::FileTooLarge { bytes: len, limit: limits.max_bytes });
     }
     let format = sniff(bytes)?;
     // Header parsing of hostile input is still parsing: contain any panic there too.
-    let (stored_width, stored_height, exif) =
-        pipeline::contain("reading the header", || read_header(bytes, format))??;
+    let (stored_width, stored_height, exif) = pipeline::contain("reading the header", || read_header(bytes, format))??;
     check_dimensions(format, stored_width, stored_height, limits)?;
 
     let meta = exif.as_deref().map(exif_meta::parse).unwrap_or_default();
     let orientation = meta.orientation;
-    let (width, height) = if orientation >= 5 {
-        (stored_height, stored_width)
-    } else {
-        (stored_width, stored_height)
-    };
+    let (width, height) = if orientation >= 5 { (stored_height, stored_width) } else { (stored_width, stored_height) };
     Ok(Probe {
         format,
         stored_width,
@@ -130,23 +111,14 @@ fn read_header(bytes: &[u8], format: ImageFormat) -> Result<Header, ImagingError
     // No dimension limits here: our own checks follow, with better messages. The default memory
     // limit stays, for metadata chunks (e.g. a zlib-bombed PNG profile) read with the header.
     reader.limits(image::Limits::default());
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| ImagingError::from_image(format, e))?;
+    let mut decoder = reader.into_decoder().map_err(|e| ImagingError::from_image(format, e))?;
     let (width, height) = image::ImageDecoder::dimensions(&decoder);
     // Broken EXIF must not cost the upload: it only loses the metadata.
-    let exif = image::ImageDecoder::exif_metadata(&mut decoder)
-        .ok()
-        .flatten();
+    let exif = image::ImageDecoder::exif_metadata(&mut decoder).ok().flatten();
     Ok((width, height, exif))
 }
 
-fn check_dimensions(
-    format: ImageFormat,
-    width: u32,
-    height: u32,
-    limits: &ImageLimits,
-) -> Result<(), ImagingError> {
+fn check_dimensions(format: ImageFormat, width: u32, height: u32, limits: &ImageLimits) -> Result<(), ImagingError> {
     if width == 0 || height == 0 {
         return Err(ImagingError::CorruptImage {
             format: Some(format),
@@ -154,22 +126,11 @@ fn check_dimensions(
         });
     }
     if width > limits.max_side || height > limits.max_side {
-        return Err(ImagingError::DimensionsTooLarge {
-            format,
-            width,
-            height,
-            limit: limits.max_side,
-        });
+        return Err(ImagingError::DimensionsTooLarge { format, width, height, limit: limits.max_side });
     }
     let pixels = u64::from(width) * u64::from(height);
     if pixels > limits.max_pixels {
-        return Err(ImagingError::TooManyPixels {
-            format,
-            width,
-            height,
-            pixels,
-            limit: limits.max_pixels,
-        });
+        return Err(ImagingError::TooManyPixels { format, width, height, pixels, limit: limits.max_pixels });
     }
     Ok(())
 }

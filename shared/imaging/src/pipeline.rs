@@ -66,11 +66,7 @@ pub struct Processed {
 ///
 /// Limits are checked from the header before anything is decoded; renditions are fresh
 /// encodes of pixels only, so no EXIF (GPS, serial numbers) survives into them.
-pub fn process(
-    bytes: &[u8],
-    limits: &ImageLimits,
-    presets: &[Preset],
-) -> Result<Processed, ImagingError> {
+pub fn process(bytes: &[u8], limits: &ImageLimits, presets: &[Preset]) -> Result<Processed, ImagingError> {
     let probe = probe(bytes, limits)?;
     if probe.format == ImageFormat::Jpeg && !jpeg_has_end(bytes) {
         // The JPEG decoder pads a truncated scan with grey rather than failing, so check here.
@@ -125,22 +121,9 @@ pub fn process(
     })??;
     let encode = started.elapsed();
 
-    let timings = StageTimings {
-        decode,
-        resize,
-        encode,
-    };
-    debug!(
-        ?timings,
-        width = probe.width,
-        height = probe.height,
-        "image processed"
-    );
-    Ok(Processed {
-        probe,
-        renditions,
-        timings,
-    })
+    let timings = StageTimings { decode, resize, encode };
+    debug!(?timings, width = probe.width, height = probe.height, "image processed");
+    Ok(Processed { probe, renditions, timings })
 }
 
 /// Runs codec code so that a panic in it (a bug reachable by crafted input) becomes a rejection.
@@ -167,10 +150,7 @@ fn decode_rgb8(
     let mut decoder_limits = image::Limits::default();
     decoder_limits.max_image_width = Some(limits.max_side);
     decoder_limits.max_image_height = Some(limits.max_side);
-    let max_alloc = limits
-        .max_pixels
-        .saturating_mul(MAX_BYTES_PER_PIXEL)
-        .saturating_add(DECODER_SLACK);
+    let max_alloc = limits.max_pixels.saturating_mul(MAX_BYTES_PER_PIXEL).saturating_add(DECODER_SLACK);
     decoder_limits.max_alloc = Some(max_alloc);
     reader.limits(decoder_limits);
     let image_err = |e| ImagingError::from_image(format, e);
@@ -179,9 +159,7 @@ fn decode_rgb8(
     if output_bytes > max_alloc {
         return Err(ImagingError::CorruptImage {
             format: Some(format),
-            detail: format!(
-                "decoding would need {output_bytes} bytes, over the limit of {max_alloc}"
-            ),
+            detail: format!("decoding would need {output_bytes} bytes, over the limit of {max_alloc}"),
         });
     }
     // A broken profile only costs colour accuracy, not the upload.
@@ -211,8 +189,8 @@ fn into_rgb8_on_white(image: DynamicImage) -> RgbImage {
 /// Display-space size of a preset: fit the width, keep the aspect ratio, never upscale.
 fn target_size(preset_width: u32, display_width: u32, display_height: u32) -> (u32, u32) {
     let width = preset_width.clamp(1, display_width);
-    let height = (u64::from(display_height) * u64::from(width) + u64::from(display_width) / 2)
-        / u64::from(display_width);
+    let height =
+        (u64::from(display_height) * u64::from(width) + u64::from(display_width) / 2) / u64::from(display_width);
     (width, (height as u32).max(1))
 }
 
@@ -222,27 +200,18 @@ fn target_size(preset_width: u32, display_width: u32, display_height: u32) -> (u
 /// Cascade: the largest preset comes from the source; each smaller one from the previous
 /// rendition when that is at least twice its width (quality is indistinguishable at these
 /// ratios, and filtering a 1280px image is far cheaper than a 20 MP one).
-fn resize_all(
-    source: &RgbImage,
-    probe: &Probe,
-    presets: &[Preset],
-) -> Result<Vec<RgbImage>, ImagingError> {
+fn resize_all(source: &RgbImage, probe: &Probe, presets: &[Preset]) -> Result<Vec<RgbImage>, ImagingError> {
     let transposed = probe.orientation >= 5;
     let mut order: Vec<usize> = (0..presets.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(presets[i].width));
 
     let mut resizer = fr::Resizer::new();
-    let options =
-        fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3));
+    let options = fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3));
     let mut done: Vec<Option<RgbImage>> = vec![None; presets.len()];
     let mut previous: Option<(usize, u32)> = None; // (preset index, display width)
     for i in order {
         let (width, height) = target_size(presets[i].width, probe.width, probe.height);
-        let (stored_w, stored_h) = if transposed {
-            (height, width)
-        } else {
-            (width, height)
-        };
+        let (stored_w, stored_h) = if transposed { (height, width) } else { (width, height) };
         let from = match previous {
             Some((p, prev_width)) if prev_width >= width.saturating_mul(2) => {
                 done[p].as_ref().expect("previous rendition kept")
@@ -258,8 +227,7 @@ fn resize_all(
         previous = Some((i, width));
     }
 
-    let orientation =
-        Orientation::from_exif(probe.orientation as u8).unwrap_or(Orientation::NoTransforms);
+    let orientation = Orientation::from_exif(probe.orientation as u8).unwrap_or(Orientation::NoTransforms);
     Ok(done
         .into_iter()
         .map(|img| {
@@ -277,21 +245,12 @@ fn resize(
     width: u32,
     height: u32,
 ) -> Result<RgbImage, ImagingError> {
-    let internal = |e: &dyn fmt::Display| ImagingError::CorruptImage {
-        format: None,
-        detail: format!("resize failed: {e}"),
-    };
-    let src = fr::images::ImageRef::new(
-        from.width(),
-        from.height(),
-        from.as_raw(),
-        fr::PixelType::U8x3,
-    )
-    .map_err(|e| internal(&e))?;
-    let mut dst = fr::images::Image::new(width, height, fr::PixelType::U8x3);
-    resizer
-        .resize(&src, &mut dst, options)
+    let internal =
+        |e: &dyn fmt::Display| ImagingError::CorruptImage { format: None, detail: format!("resize failed: {e}") };
+    let src = fr::images::ImageRef::new(from.width(), from.height(), from.as_raw(), fr::PixelType::U8x3)
         .map_err(|e| internal(&e))?;
+    let mut dst = fr::images::Image::new(width, height, fr::PixelType::U8x3);
+    resizer.resize(&src, &mut dst, options).map_err(|e| internal(&e))?;
     Ok(RgbImage::from_raw(width, height, dst.into_vec()).expect("buffer sized for the image"))
 }
 
@@ -311,8 +270,7 @@ fn to_srgb(icc: &[u8], images: &mut [RgbImage]) {
         return;
     }
     let srgb = ColorProfile::new_srgb();
-    let Ok(transform) =
-        profile.create_transform_8bit(Layout::Rgb, &srgb, Layout::Rgb, TransformOptions::default())
+    let Ok(transform) = profile.create_transform_8bit(Layout::Rgb, &srgb, Layout::Rgb, TransformOptions::default())
     else {
         debug!("ICC profile without a usable RGB transform ignored");
         return;
@@ -328,16 +286,8 @@ fn to_srgb(icc: &[u8], images: &mut [RgbImage]) {
 fn encode_jpeg(img: &RgbImage) -> Result<Vec<u8>, ImagingError> {
     let mut out = Vec::with_capacity(img.as_raw().len() / 8);
     JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY)
-        .encode(
-            img.as_raw(),
-            img.width(),
-            img.height(),
-            ExtendedColorType::Rgb8,
-        )
-        .map_err(|e| ImagingError::CorruptImage {
-            format: None,
-            detail: format!("JPEG encoding failed: {e}"),
-        })?;
+        .encode(img.as_raw(), img.width(), img.height(), ExtendedColorType::Rgb8)
+        .map_err(|e| ImagingError::CorruptImage { format: None, detail: format!("JPEG encoding failed: {e}") })?;
     Ok(out)
 }
 
@@ -367,10 +317,7 @@ fn jpeg_has_end(b: &[u8]) -> bool {
             0xD9 => return false,
             0xDA => break i,
             _ => {
-                let Some(len) = b
-                    .get(i..i + 2)
-                    .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
-                else {
+                let Some(len) = b.get(i..i + 2).map(|l| usize::from(u16::from_be_bytes([l[0], l[1]]))) else {
                     return false;
                 };
                 i += len.max(2);
@@ -395,10 +342,7 @@ mod tests {
 
     #[test]
     fn eoi_is_required_after_the_scan() {
-        let head = [
-            0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x06, 0xFF, 0xD9, 0x00, 0x00, 0xFF, 0xDA, 0x00, 0x02, 1,
-            2, 3,
-        ];
+        let head = [0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x06, 0xFF, 0xD9, 0x00, 0x00, 0xFF, 0xDA, 0x00, 0x02, 1, 2, 3];
         assert!(!jpeg_has_end(&head), "EOI inside APP1 must not count");
         let mut whole = head.to_vec();
         whole.extend_from_slice(&[0xFF, 0x00, 0xFF, 0xD9]);
@@ -409,8 +353,7 @@ mod tests {
 
     #[test]
     fn alpha_is_flattened_onto_white() {
-        let rgba = image::RgbaImage::from_raw(3, 1, vec![0, 0, 0, 0, 0, 0, 0, 255, 100, 0, 0, 128])
-            .unwrap();
+        let rgba = image::RgbaImage::from_raw(3, 1, vec![0, 0, 0, 0, 0, 0, 0, 255, 100, 0, 0, 128]).unwrap();
         let rgb = into_rgb8_on_white(DynamicImage::ImageRgba8(rgba));
         assert_eq!(rgb.as_raw(), &[255, 255, 255, 0, 0, 0, 177, 127, 127]);
     }

@@ -116,7 +116,12 @@ mod tests {
 
     #[test]
     fn test_event_is_recognised() {
-        assert_eq!(parse_notification(include_str!("../tests/fixtures/s3-test-event.json")).unwrap(), Notification::Test);
+        assert_eq!(
+            parse_notification(include_str!("../tests/fixtures/s3-test-event.json")).unwrap(),
+            Notification::Test
+        );
+        let emulator = include_str!("../tests/fixtures/s3-test-event-moto.json");
+        assert_eq!(parse_notification(emulator).unwrap(), Notification::Test);
     }
 
     #[test]

@@ -8,7 +8,9 @@ use bytes::Bytes;
 use futures::StreamExt;
 use phoenix_domain::media::Claim;
 use phoenix_domain::ports::{PutOptions, StoreError};
-use phoenix_domain::{Derivative, Limits, MediaRecord, MediaStatus, MetadataStore, ObjectKey, ObjectStore, Rejection, SourceInfo};
+use phoenix_domain::{
+    Derivative, Limits, MediaRecord, MediaStatus, MetadataStore, ObjectKey, ObjectStore, Rejection, SourceInfo,
+};
 use phoenix_imaging::{ImageLimits, ImagingError, Preset, Processed};
 use time::OffsetDateTime;
 use tracing::{Instrument, info, info_span, warn};
@@ -163,8 +165,7 @@ impl Processor {
             }
             MediaStatus::Rejected if record.source.is_none() => {
                 // Rejected before measuring: known by the claim's ETag.
-                (record.claim.as_ref().map(|c| c.etag.as_str()) == Some(etag))
-                    .then(|| Outcome::AlreadyProcessed)
+                (record.claim.as_ref().map(|c| c.etag.as_str()) == Some(etag)).then_some(Outcome::AlreadyProcessed)
             }
             _ => (record.source.as_ref().map(|s| s.etag.as_str()) == Some(etag)).then_some(Outcome::AlreadyProcessed),
         }
@@ -193,7 +194,8 @@ impl Processor {
 
         let limits = &self.config.limits;
         if head.size > limits.max_upload_bytes {
-            let message = format!("the file is {} bytes, over the limit of {} bytes", head.size, limits.max_upload_bytes);
+            let message =
+                format!("the file is {} bytes, over the limit of {} bytes", head.size, limits.max_upload_bytes);
             return self.reject(record, "file_too_large", message).await;
         }
         let (info, bytes) = match self.objects.get(&record.original_key, limits.max_upload_bytes).await {

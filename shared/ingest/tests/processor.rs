@@ -9,7 +9,9 @@ use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use bytes::Bytes;
 use phoenix_domain::ports::{MediaQuery, Page, PutOptions, StoreResult};
 use phoenix_domain::upload::{UploadRequest, create_upload};
-use phoenix_domain::{Limits, MediaId, MediaRecord, MediaStatus, MetadataStore, ModelId, ObjectKey, ObjectStore, StoreError};
+use phoenix_domain::{
+    Limits, MediaId, MediaRecord, MediaStatus, MetadataStore, ModelId, ObjectKey, ObjectStore, StoreError,
+};
 use phoenix_ingest::{Outcome, Processor, ProcessorConfig};
 use phoenix_storage::local::{LocalMetadataStore, LocalObjectStore};
 
@@ -47,7 +49,8 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let objects = Arc::new(LocalObjectStore::open(&dir.path().join("o"), "http://127.0.0.1:1".into(), b"k".to_vec()).unwrap());
+    let objects =
+        Arc::new(LocalObjectStore::open(&dir.path().join("o"), "http://127.0.0.1:1".into(), b"k".to_vec()).unwrap());
     let metadata = Arc::new(Flaky {
         inner: LocalMetadataStore::open(&dir.path().join("m.sqlite")).unwrap(),
         failures: AtomicU32::new(0),
@@ -63,11 +66,18 @@ fn photo(name: &str) -> Vec<u8> {
 /// Creates the record and stores the original, as the upload flow does; returns the message body.
 async fn uploaded(f: &Fixture, model: &str, bytes: Vec<u8>) -> (ModelId, MediaId, String) {
     let model = ModelId::parse(model).unwrap();
-    let request = UploadRequest { filename: "p.jpg".into(), content_type: "image/jpeg".into(), bytes: bytes.len() as u64 };
-    let (record, _) =
-        create_upload(f.objects.as_ref(), f.metadata.as_ref(), &Limits::default(), &model, request, time::OffsetDateTime::now_utc())
-            .await
-            .unwrap();
+    let request =
+        UploadRequest { filename: "p.jpg".into(), content_type: "image/jpeg".into(), bytes: bytes.len() as u64 };
+    let (record, _) = create_upload(
+        f.objects.as_ref(),
+        f.metadata.as_ref(),
+        &Limits::default(),
+        &model,
+        request,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
     let info = f.objects.put(&record.original_key, Bytes::from(bytes), PutOptions::default()).await.unwrap();
     let body = serde_json::json!({"Records": [{"eventName": "ObjectCreated:Put", "s3": {
         "bucket": {"name": "b"},
@@ -94,7 +104,8 @@ async fn only_the_transiently_failed_message_is_reported() {
     let (_, _, body_b) = uploaded(&f, "m-b", photo("photos/rgb16.png")).await;
     // One message's first read fails: the batch reports exactly that one.
     f.metadata.failures.store(1, Ordering::SeqCst);
-    let processor = Processor::new(f.objects.clone(), f.metadata.clone(), ProcessorConfig { concurrency: 1, ..Default::default() });
+    let processor =
+        Processor::new(f.objects.clone(), f.metadata.clone(), ProcessorConfig { concurrency: 1, ..Default::default() });
     let response = processor.handle_batch(event(&[("a", &body_a), ("b", &body_b)])).await;
     let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(failed, vec!["a"]);

@@ -9,9 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use phoenix_domain::media::{Claim, Derivative, SourceInfo};
-use phoenix_domain::ports::{
-    MediaQuery, MetadataStore, ObjectStore, PutOptions, Queue, QueueName, StoreError,
-};
+use phoenix_domain::ports::{MediaQuery, MetadataStore, ObjectStore, PutOptions, Queue, QueueName, StoreError};
 use phoenix_domain::{MediaId, MediaRecord, MediaStatus, ModelId, ObjectKey};
 use time::OffsetDateTime;
 
@@ -26,8 +24,7 @@ fn key(raw: &str) -> ObjectKey {
 
 /// A media id whose ULID timestamp is `at`, so ids made for increasing instants sort in order.
 fn media_id_at(at: OffsetDateTime) -> MediaId {
-    let system_time =
-        SystemTime::UNIX_EPOCH + Duration::from_nanos(at.unix_timestamp_nanos() as u64);
+    let system_time = SystemTime::UNIX_EPOCH + Duration::from_nanos(at.unix_timestamp_nanos() as u64);
     let ulid = ulid::Ulid::from_datetime(system_time);
     MediaId::parse(&ulid.to_string().to_ascii_lowercase()).expect("a ULID is a media id")
 }
@@ -47,10 +44,7 @@ pub fn sample_record(model: &ModelId, media: &MediaId, status: MediaStatus) -> M
         updated_at: now,
         version: 1,
         expires_at: None,
-        claim: Some(Claim {
-            etag: "abc123".to_owned(),
-            until: now + Duration::from_secs(300),
-        }),
+        claim: Some(Claim { etag: "abc123".to_owned(), until: now + Duration::from_secs(300) }),
         source: Some(SourceInfo {
             etag: "abc123".to_owned(),
             bytes: 123_456,
@@ -69,8 +63,7 @@ pub fn sample_record(model: &ModelId, media: &MediaId, status: MediaStatus) -> M
             width: 400,
             height: 300,
             bytes: 9_876,
-            key: ObjectKey::parse(&format!("derived/{model}/{media}/thumb.webp"))
-                .expect("valid key"),
+            key: ObjectKey::parse(&format!("derived/{model}/{media}/thumb.webp")).expect("valid key"),
         }],
         rejection: None,
     }
@@ -87,78 +80,38 @@ pub async fn object_store_suite(store: &dyn ObjectStore) {
     // put / head / get round trip.
     let a = key(&format!("{prefix}/a.txt"));
     let body = Bytes::from_static(b"hello, conformance");
-    let options = PutOptions {
-        content_type: Some("text/plain".to_owned()),
-        cache_control: Some("max-age=60".to_owned()),
-    };
-    let put = store
-        .put(&a, body.clone(), options.clone())
-        .await
-        .expect("put");
+    let options =
+        PutOptions { content_type: Some("text/plain".to_owned()), cache_control: Some("max-age=60".to_owned()) };
+    let put = store.put(&a, body.clone(), options.clone()).await.expect("put");
     assert_eq!(put.key, a, "put returns the key it wrote");
     assert_eq!(put.size, body.len() as u64, "put reports the size written");
     assert!(!put.etag.is_empty(), "put returns an etag");
-    assert!(
-        !put.etag.contains('"'),
-        "etags come without quotes, got {:?}",
-        put.etag
-    );
-    assert_eq!(
-        put.content_type.as_deref(),
-        Some("text/plain"),
-        "put reports the content type"
-    );
+    assert!(!put.etag.contains('"'), "etags come without quotes, got {:?}", put.etag);
+    assert_eq!(put.content_type.as_deref(), Some("text/plain"), "put reports the content type");
 
     let head = store.head(&a).await.expect("head after put");
     assert_eq!(head.size, body.len() as u64, "head reports the size");
     assert_eq!(head.etag, put.etag, "head reports the etag put returned");
-    assert_eq!(
-        head.content_type.as_deref(),
-        Some("text/plain"),
-        "head keeps the content type"
-    );
-    assert_eq!(
-        head.cache_control.as_deref(),
-        Some("max-age=60"),
-        "head keeps the cache control"
-    );
+    assert_eq!(head.content_type.as_deref(), Some("text/plain"), "head keeps the content type");
+    assert_eq!(head.cache_control.as_deref(), Some("max-age=60"), "head keeps the cache control");
 
     let (info, got) = store.get(&a, 1024).await.expect("get after put");
     assert_eq!(got, body, "get returns the bytes put");
     assert_eq!(info.etag, put.etag, "get reports the etag put returned");
     assert_eq!(info.size, body.len() as u64, "get reports the size");
-    assert_eq!(
-        info.content_type.as_deref(),
-        Some("text/plain"),
-        "get keeps the content type"
-    );
+    assert_eq!(info.content_type.as_deref(), Some("text/plain"), "get keeps the content type");
 
-    let again = store
-        .put(&a, body.clone(), options.clone())
-        .await
-        .expect("second put");
-    assert_eq!(
-        again.etag, put.etag,
-        "the etag is stable for the same bytes"
-    );
-    let other = store
-        .put(
-            &a,
-            Bytes::from_static(b"other bytes"),
-            PutOptions::default(),
-        )
-        .await
-        .expect("put of other bytes");
+    let again = store.put(&a, body.clone(), options.clone()).await.expect("second put");
+    assert_eq!(again.etag, put.etag, "the etag is stable for the same bytes");
+    let other =
+        store.put(&a, Bytes::from_static(b"other bytes"), PutOptions::default()).await.expect("put of other bytes");
     assert_ne!(other.etag, put.etag, "other bytes give another etag");
     let (_, got) = store.get(&a, 1024).await.expect("get after overwrite");
     assert_eq!(&got[..], b"other bytes", "a put replaces the object");
 
     // Size limit on get.
     let exact = got.len() as u64;
-    store
-        .get(&a, exact)
-        .await
-        .expect("get with max_bytes equal to the size succeeds");
+    store.get(&a, exact).await.expect("get with max_bytes equal to the size succeeds");
     match store.get(&a, exact - 1).await {
         Err(StoreError::Invalid(_)) => {}
         other => panic!("get over max_bytes must be Invalid, got {other:?}"),
@@ -166,47 +119,25 @@ pub async fn object_store_suite(store: &dyn ObjectStore) {
 
     // Missing objects.
     let missing = key(&format!("{prefix}/missing"));
-    assert!(
-        matches!(store.head(&missing).await, Err(StoreError::NotFound)),
-        "head of a missing key is NotFound"
-    );
-    assert!(
-        matches!(store.get(&missing, 1024).await, Err(StoreError::NotFound)),
-        "get of a missing key is NotFound"
-    );
+    assert!(matches!(store.head(&missing).await, Err(StoreError::NotFound)), "head of a missing key is NotFound");
+    assert!(matches!(store.get(&missing, 1024).await, Err(StoreError::NotFound)), "get of a missing key is NotFound");
 
     // Delete, idempotently.
     store.delete(&a).await.expect("delete");
-    assert!(
-        matches!(store.head(&a).await, Err(StoreError::NotFound)),
-        "head after delete is NotFound"
-    );
-    store
-        .delete(&a)
-        .await
-        .expect("deleting an absent key succeeds");
-    store
-        .delete(&missing)
-        .await
-        .expect("deleting a never-written key succeeds");
+    assert!(matches!(store.head(&a).await, Err(StoreError::NotFound)), "head after delete is NotFound");
+    store.delete(&a).await.expect("deleting an absent key succeeds");
+    store.delete(&missing).await.expect("deleting a never-written key succeeds");
 
     // List by prefix, paginated.
     let list_prefix = format!("{prefix}/list/");
     let mut expected = Vec::new();
     for name in ["e", "b", "d", "a", "c"] {
         let k = key(&format!("{list_prefix}{name}"));
-        store
-            .put(&k, Bytes::from(name.to_owned()), PutOptions::default())
-            .await
-            .expect("put for list");
+        store.put(&k, Bytes::from(name.to_owned()), PutOptions::default()).await.expect("put for list");
         expected.push(k);
     }
     store
-        .put(
-            &key(&format!("{prefix}/listed-not/x")),
-            Bytes::from_static(b"x"),
-            PutOptions::default(),
-        )
+        .put(&key(&format!("{prefix}/listed-not/x")), Bytes::from_static(b"x"), PutOptions::default())
         .await
         .expect("put outside the listed prefix");
     expected.sort();
@@ -214,15 +145,8 @@ pub async fn object_store_suite(store: &dyn ObjectStore) {
     let mut sizes = Vec::new();
     let mut cursor = None;
     for _ in 0..10 {
-        let page = store
-            .list(&list_prefix, cursor.take(), 2)
-            .await
-            .expect("list");
-        assert!(
-            page.keys.len() <= 2,
-            "list returns at most `limit` keys, got {:?}",
-            page.keys
-        );
+        let page = store.list(&list_prefix, cursor.take(), 2).await.expect("list");
+        assert!(page.keys.len() <= 2, "list returns at most `limit` keys, got {:?}", page.keys);
         sizes.push(page.keys.len());
         listed.extend(page.keys);
         match page.next {
@@ -230,76 +154,37 @@ pub async fn object_store_suite(store: &dyn ObjectStore) {
             None => break,
         }
     }
-    assert_eq!(
-        listed, expected,
-        "list returns every key under the prefix, in order, once"
-    );
-    assert_eq!(
-        sizes,
-        vec![2, 2, 1],
-        "5 keys at 2 a page come in pages of 2, 2, 1"
-    );
-    let empty = store
-        .list(&format!("{prefix}/nothing-here/"), None, 10)
-        .await
-        .expect("list of an empty prefix");
-    assert!(
-        empty.keys.is_empty() && empty.next.is_none(),
-        "an empty prefix lists nothing: {empty:?}"
-    );
+    assert_eq!(listed, expected, "list returns every key under the prefix, in order, once");
+    assert_eq!(sizes, vec![2, 2, 1], "5 keys at 2 a page come in pages of 2, 2, 1");
+    let empty = store.list(&format!("{prefix}/nothing-here/"), None, 10).await.expect("list of an empty prefix");
+    assert!(empty.keys.is_empty() && empty.next.is_none(), "an empty prefix lists nothing: {empty:?}");
 
     // Presigned requests.
     let upload = key(&format!("{prefix}/upload.jpg"));
     let before = OffsetDateTime::now_utc();
-    let presigned = store
-        .presign_put(&upload, "image/jpeg", 1234, Duration::from_secs(600))
-        .await
-        .expect("presign_put");
+    let presigned =
+        store.presign_put(&upload, "image/jpeg", 1234, Duration::from_secs(600)).await.expect("presign_put");
     assert_eq!(presigned.method, "PUT", "presign_put gives a PUT");
-    assert!(
-        presigned.url.contains(upload.as_str()),
-        "the presigned URL {} names the key {upload}",
-        presigned.url
-    );
-    let header = |name: &str| {
-        presigned
-            .headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    };
+    assert!(presigned.url.contains(upload.as_str()), "the presigned URL {} names the key {upload}", presigned.url);
+    let header =
+        |name: &str| presigned.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
     assert_eq!(
         header("Content-Type"),
         Some("image/jpeg"),
         "the presigned PUT binds the content type: {:?}",
         presigned.headers
     );
-    assert_eq!(
-        header("Content-Length"),
-        Some("1234"),
-        "the presigned PUT binds the length: {:?}",
-        presigned.headers
-    );
+    assert_eq!(header("Content-Length"), Some("1234"), "the presigned PUT binds the length: {:?}", presigned.headers);
     let expiry = presigned.expires_at - before;
     assert!(
         expiry >= time::Duration::seconds(595) && expiry <= time::Duration::seconds(605),
         "the presigned PUT expires after expires_in, got {expiry}"
     );
 
-    let presigned = store
-        .presign_get(&upload, Duration::from_secs(60))
-        .await
-        .expect("presign_get");
+    let presigned = store.presign_get(&upload, Duration::from_secs(60)).await.expect("presign_get");
     assert_eq!(presigned.method, "GET", "presign_get gives a GET");
-    assert!(
-        presigned.url.contains(upload.as_str()),
-        "the presigned URL {} names the key {upload}",
-        presigned.url
-    );
-    assert!(
-        presigned.expires_at > before,
-        "the presigned GET expires in the future"
-    );
+    assert!(presigned.url.contains(upload.as_str()), "the presigned URL {} names the key {upload}", presigned.url);
+    assert!(presigned.expires_at > before, "the presigned GET expires in the future");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -315,17 +200,9 @@ async fn list_all(
     let mut all = Vec::new();
     let mut cursor = None;
     for page_number in 0..100 {
-        let query = MediaQuery {
-            status,
-            limit,
-            cursor: cursor.take(),
-        };
+        let query = MediaQuery { status, limit, cursor: cursor.take() };
         let page = store.list_media(model, &query).await.expect("list_media");
-        assert!(
-            page.items.len() <= limit,
-            "page {page_number} has {} items, over the limit {limit}",
-            page.items.len()
-        );
+        assert!(page.items.len() <= limit, "page {page_number} has {} items, over the limit {limit}", page.items.len());
         all.extend(page.items);
         match page.next_cursor {
             Some(next) => cursor = Some(next),
@@ -347,14 +224,8 @@ pub async fn metadata_store_suite(store: &dyn MetadataStore) {
     let mut record = sample_record(&model, &media, MediaStatus::Uploading);
     record.expires_at = Some(OffsetDateTime::now_utc() + Duration::from_secs(3600));
     store.create_media(&record).await.expect("create_media");
-    let got = store
-        .get_media(&model, &media)
-        .await
-        .expect("get_media after create");
-    assert_eq!(
-        got, record,
-        "get_media returns the record created, field for field"
-    );
+    let got = store.get_media(&model, &media).await.expect("get_media after create");
+    assert_eq!(got, record, "get_media returns the record created, field for field");
 
     match store.create_media(&record).await {
         Err(StoreError::AlreadyExists) => {}
@@ -368,14 +239,8 @@ pub async fn metadata_store_suite(store: &dyn MetadataStore) {
     updated.expires_at = None;
     updated.updated_at = OffsetDateTime::now_utc();
     updated.derivatives.clear();
-    store
-        .update_media(&updated)
-        .await
-        .expect("update with the next version");
-    let got = store
-        .get_media(&model, &media)
-        .await
-        .expect("get_media after update");
+    store.update_media(&updated).await.expect("update with the next version");
+    let got = store.get_media(&model, &media).await.expect("get_media after update");
     assert_eq!(got, updated, "get_media returns the updated record");
     assert_eq!(got.version, 2, "the stored version is bumped");
 
@@ -392,15 +257,10 @@ pub async fn metadata_store_suite(store: &dyn MetadataStore) {
     ahead.version = 5;
     match store.update_media(&ahead).await {
         Err(StoreError::VersionConflict { current: Some(2) }) => {}
-        other => panic!(
-            "an update skipping versions must be VersionConflict {{ current: Some(2) }}, got {other:?}"
-        ),
+        other => panic!("an update skipping versions must be VersionConflict {{ current: Some(2) }}, got {other:?}"),
     }
     assert_eq!(
-        store
-            .get_media(&model, &media)
-            .await
-            .expect("get after conflicts"),
+        store.get_media(&model, &media).await.expect("get after conflicts"),
         updated,
         "failed updates change nothing"
     );
@@ -413,10 +273,7 @@ pub async fn metadata_store_suite(store: &dyn MetadataStore) {
         other => panic!("updating a missing record must be NotFound, got {other:?}"),
     }
     assert!(
-        matches!(
-            store.get_media(&model, &absent.media_id).await,
-            Err(StoreError::NotFound)
-        ),
+        matches!(store.get_media(&model, &absent.media_id).await, Err(StoreError::NotFound)),
         "get of a missing record is NotFound"
     );
 
@@ -427,18 +284,11 @@ pub async fn metadata_store_suite(store: &dyn MetadataStore) {
     for i in 0..7u64 {
         let at = base + Duration::from_secs(i * 10);
         let media = media_id_at(at);
-        let status = if i % 2 == 0 {
-            MediaStatus::Approved
-        } else {
-            MediaStatus::PendingReview
-        };
+        let status = if i % 2 == 0 { MediaStatus::Approved } else { MediaStatus::PendingReview };
         let mut record = sample_record(&model, &media, status);
         record.created_at = at;
         record.updated_at = at;
-        store
-            .create_media(&record)
-            .await
-            .expect("create_media for listing");
+        store.create_media(&record).await.expect("create_media for listing");
         created.push(record);
     }
     // An abandoned upload, past its expiry: absent everywhere.
@@ -447,15 +297,9 @@ pub async fn metadata_store_suite(store: &dyn MetadataStore) {
     let mut expired = sample_record(&model, &expired_id, MediaStatus::Uploading);
     expired.created_at = expired_at;
     expired.expires_at = Some(OffsetDateTime::now_utc() - Duration::from_secs(1));
-    store
-        .create_media(&expired)
-        .await
-        .expect("create_media of an expired record");
+    store.create_media(&expired).await.expect("create_media of an expired record");
     assert!(
-        matches!(
-            store.get_media(&model, &expired_id).await,
-            Err(StoreError::NotFound)
-        ),
+        matches!(store.get_media(&model, &expired_id).await, Err(StoreError::NotFound)),
         "a record past expires_at is NotFound"
     );
 
@@ -476,12 +320,8 @@ pub async fn metadata_store_suite(store: &dyn MetadataStore) {
         "listed records are the records created"
     );
 
-    let approved: Vec<MediaId> = created
-        .iter()
-        .rev()
-        .filter(|r| r.status == MediaStatus::Approved)
-        .map(|r| r.media_id)
-        .collect();
+    let approved: Vec<MediaId> =
+        created.iter().rev().filter(|r| r.status == MediaStatus::Approved).map(|r| r.media_id).collect();
     for limit in [1, 2, 100] {
         let listed = list_all(store, &model, Some(MediaStatus::Approved), limit).await;
         assert_eq!(
@@ -491,11 +331,7 @@ pub async fn metadata_store_suite(store: &dyn MetadataStore) {
         );
     }
     let uploading = list_all(store, &model, Some(MediaStatus::Uploading), 10).await;
-    assert!(
-        uploading.is_empty(),
-        "an expired record is not listed, got {:?}",
-        ids(&uploading)
-    );
+    assert!(uploading.is_empty(), "an expired record is not listed, got {:?}", ids(&uploading));
     let rejected = list_all(store, &model, Some(MediaStatus::Rejected), 10).await;
     assert!(rejected.is_empty(), "a status nobody has lists nothing");
 
@@ -505,25 +341,13 @@ pub async fn metadata_store_suite(store: &dyn MetadataStore) {
     moved.status = MediaStatus::Rejected;
     store.update_media(&moved).await.expect("update status");
     let approved_now = ids(&list_all(store, &model, Some(MediaStatus::Approved), 10).await);
-    assert_eq!(
-        approved_now,
-        approved[1..].to_vec(),
-        "an updated record leaves its old status listing"
-    );
+    assert_eq!(approved_now, approved[1..].to_vec(), "an updated record leaves its old status listing");
     let rejected_now = ids(&list_all(store, &model, Some(MediaStatus::Rejected), 10).await);
-    assert_eq!(
-        rejected_now,
-        vec![moved.media_id],
-        "an updated record joins its new status listing"
-    );
+    assert_eq!(rejected_now, vec![moved.media_id], "an updated record joins its new status listing");
 
     // A cursor that no listing returned.
     for bad in ["not a cursor", "!!!", "eyJmb28iOiJiYXIifQ"] {
-        let query = MediaQuery {
-            status: None,
-            limit: 2,
-            cursor: Some(bad.to_owned()),
-        };
+        let query = MediaQuery { status: None, limit: 2, cursor: Some(bad.to_owned()) };
         match store.list_media(&model, &query).await {
             Err(StoreError::Invalid(_)) => {}
             other => panic!("a bad cursor {bad:?} must be Invalid, got {other:?}"),
@@ -541,92 +365,45 @@ const NO_WAIT: Duration = Duration::ZERO;
 /// `main` must redrive to `dlq` after 2 receives; both must start empty.
 pub async fn queue_suite(q: &dyn Queue, main: &QueueName, dlq: &QueueName) {
     let run = run_id();
-    assert_eq!(
-        q.depth(main).await.expect("depth"),
-        0,
-        "queue_suite needs an empty main queue"
-    );
-    assert_eq!(
-        q.depth(dlq).await.expect("depth"),
-        0,
-        "queue_suite needs an empty dead-letter queue"
-    );
+    assert_eq!(q.depth(main).await.expect("depth"), 0, "queue_suite needs an empty main queue");
+    assert_eq!(q.depth(dlq).await.expect("depth"), 0, "queue_suite needs an empty dead-letter queue");
 
     // Send, receive, delete.
     let before = OffsetDateTime::now_utc() - Duration::from_secs(5);
     let body = format!("{{\"run\":\"{run}\",\"n\":1}}");
     let id = q.send(main, &body, Duration::ZERO).await.expect("send");
     assert!(!id.is_empty(), "send returns a message id");
-    let got = q
-        .receive(main, 10, LONG, Duration::from_secs(2))
-        .await
-        .expect("receive");
+    let got = q.receive(main, 10, LONG, Duration::from_secs(2)).await.expect("receive");
     assert_eq!(got.len(), 1, "one message sent, one received: {got:?}");
     let m = &got[0];
     assert_eq!(m.message_id, id, "the message id is the one send returned");
     assert_eq!(m.body, body, "the body arrives unchanged");
     assert_eq!(m.receive_count, 1, "a first delivery has receive_count 1");
     let after = OffsetDateTime::now_utc() + Duration::from_secs(5);
-    assert!(
-        m.sent_at >= before && m.sent_at <= after,
-        "sent_at {} is when the message was sent",
-        m.sent_at
-    );
-    assert_eq!(
-        q.depth(main).await.expect("depth"),
-        1,
-        "depth counts a message in flight"
-    );
-    assert!(
-        q.receive(main, 10, LONG, NO_WAIT)
-            .await
-            .expect("receive")
-            .is_empty(),
-        "a received message is hidden"
-    );
+    assert!(m.sent_at >= before && m.sent_at <= after, "sent_at {} is when the message was sent", m.sent_at);
+    assert_eq!(q.depth(main).await.expect("depth"), 1, "depth counts a message in flight");
+    assert!(q.receive(main, 10, LONG, NO_WAIT).await.expect("receive").is_empty(), "a received message is hidden");
     q.delete(main, &m.receipt).await.expect("delete");
-    assert_eq!(
-        q.depth(main).await.expect("depth"),
-        0,
-        "a deleted message is gone"
-    );
+    assert_eq!(q.depth(main).await.expect("depth"), 0, "a deleted message is gone");
 
     // A visibility timeout hides, then redelivers.
     let body = format!("visibility-{run}");
     let id = q.send(main, &body, Duration::ZERO).await.expect("send");
-    let got = q
-        .receive(main, 1, Duration::from_secs(1), Duration::from_secs(2))
-        .await
-        .expect("receive");
+    let got = q.receive(main, 1, Duration::from_secs(1), Duration::from_secs(2)).await.expect("receive");
     assert_eq!(got.len(), 1, "the message is received");
     assert!(
-        q.receive(main, 10, LONG, NO_WAIT)
-            .await
-            .expect("receive")
-            .is_empty(),
+        q.receive(main, 10, LONG, NO_WAIT).await.expect("receive").is_empty(),
         "the message is hidden for its visibility timeout"
     );
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let again = q
-        .receive(main, 10, LONG, Duration::from_secs(2))
-        .await
-        .expect("receive");
-    assert_eq!(
-        again.len(),
-        1,
-        "the message comes back after its visibility timeout"
-    );
+    let again = q.receive(main, 10, LONG, Duration::from_secs(2)).await.expect("receive");
+    assert_eq!(again.len(), 1, "the message comes back after its visibility timeout");
     assert_eq!(again[0].message_id, id, "the same message comes back");
     assert_eq!(again[0].body, body, "with the same body");
     assert_eq!(again[0].receive_count, 2, "receive_count counts deliveries");
-    q.delete(main, &again[0].receipt)
-        .await
-        .expect("delete the redelivered message");
+    q.delete(main, &again[0].receipt).await.expect("delete the redelivered message");
     assert!(
-        q.receive(main, 10, LONG, NO_WAIT)
-            .await
-            .expect("receive")
-            .is_empty(),
+        q.receive(main, 10, LONG, NO_WAIT).await.expect("receive").is_empty(),
         "a deleted message is never delivered again"
     );
 
@@ -634,104 +411,47 @@ pub async fn queue_suite(q: &dyn Queue, main: &QueueName, dlq: &QueueName) {
     let body = format!("poison-{run}");
     let id = q.send(main, &body, Duration::ZERO).await.expect("send");
     for n in 1..=2u32 {
-        let got = q
-            .receive(main, 10, LONG, Duration::from_secs(2))
-            .await
-            .expect("receive");
-        assert_eq!(
-            got.len(),
-            1,
-            "receive {n} of the poison message delivers it"
-        );
+        let got = q.receive(main, 10, LONG, Duration::from_secs(2)).await.expect("receive");
+        assert_eq!(got.len(), 1, "receive {n} of the poison message delivers it");
         assert_eq!(got[0].receive_count, n, "receive {n} has receive_count {n}");
-        q.change_visibility(main, &got[0].receipt, Duration::ZERO)
-            .await
-            .expect("change_visibility to zero");
+        q.change_visibility(main, &got[0].receipt, Duration::ZERO).await.expect("change_visibility to zero");
     }
-    let third = q
-        .receive(main, 10, LONG, Duration::from_secs(1))
-        .await
-        .expect("receive");
-    assert!(
-        third.is_empty(),
-        "a message received max-receive (2) times is not delivered a third time: {third:?}"
-    );
-    let dead = q
-        .receive(dlq, 10, LONG, Duration::from_secs(2))
-        .await
-        .expect("receive from dlq");
+    let third = q.receive(main, 10, LONG, Duration::from_secs(1)).await.expect("receive");
+    assert!(third.is_empty(), "a message received max-receive (2) times is not delivered a third time: {third:?}");
+    let dead = q.receive(dlq, 10, LONG, Duration::from_secs(2)).await.expect("receive from dlq");
     assert_eq!(dead.len(), 1, "the message moved to the dead-letter queue");
     assert_eq!(dead[0].message_id, id, "the dead letter keeps its id");
     assert_eq!(dead[0].body, body, "the dead letter keeps its body");
-    q.delete(dlq, &dead[0].receipt)
-        .await
-        .expect("delete from dlq");
-    assert_eq!(
-        q.depth(main).await.expect("depth"),
-        0,
-        "the dead letter left the main queue"
-    );
-    assert_eq!(
-        q.depth(dlq).await.expect("depth"),
-        0,
-        "the dead letter was deleted"
-    );
+    q.delete(dlq, &dead[0].receipt).await.expect("delete from dlq");
+    assert_eq!(q.depth(main).await.expect("depth"), 0, "the dead letter left the main queue");
+    assert_eq!(q.depth(dlq).await.expect("depth"), 0, "the dead letter was deleted");
 
     // A delay hides the message until it is over.
     let body = format!("delayed-{run}");
-    q.send(main, &body, Duration::from_secs(2))
-        .await
-        .expect("send with delay");
+    q.send(main, &body, Duration::from_secs(2)).await.expect("send with delay");
     assert!(
-        q.receive(main, 10, LONG, NO_WAIT)
-            .await
-            .expect("receive")
-            .is_empty(),
+        q.receive(main, 10, LONG, NO_WAIT).await.expect("receive").is_empty(),
         "a delayed message is hidden for its delay"
     );
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let got = q
-        .receive(main, 10, LONG, Duration::from_secs(2))
-        .await
-        .expect("receive");
+    let got = q.receive(main, 10, LONG, Duration::from_secs(2)).await.expect("receive");
     assert_eq!(got.len(), 1, "a delayed message arrives after its delay");
     assert_eq!(got[0].body, body, "the delayed message arrives unchanged");
     q.delete(main, &got[0].receipt).await.expect("delete");
 
     // Depth counts visible and in-flight messages; `max` bounds a receive.
     for n in 0..3 {
-        q.send(main, &format!("depth-{run}-{n}"), Duration::ZERO)
-            .await
-            .expect("send");
+        q.send(main, &format!("depth-{run}-{n}"), Duration::ZERO).await.expect("send");
     }
-    assert_eq!(
-        q.depth(main).await.expect("depth"),
-        3,
-        "depth counts waiting messages"
-    );
-    let one = q
-        .receive(main, 1, LONG, Duration::from_secs(2))
-        .await
-        .expect("receive");
+    assert_eq!(q.depth(main).await.expect("depth"), 3, "depth counts waiting messages");
+    let one = q.receive(main, 1, LONG, Duration::from_secs(2)).await.expect("receive");
     assert_eq!(one.len(), 1, "receive returns at most `max` messages");
-    assert_eq!(
-        q.depth(main).await.expect("depth"),
-        3,
-        "depth counts in-flight messages too"
-    );
+    assert_eq!(q.depth(main).await.expect("depth"), 3, "depth counts in-flight messages too");
     q.delete(main, &one[0].receipt).await.expect("delete");
-    assert_eq!(
-        q.depth(main).await.expect("depth"),
-        2,
-        "depth drops on delete"
-    );
+    assert_eq!(q.depth(main).await.expect("depth"), 2, "depth drops on delete");
     let mut rest = Vec::new();
     for _ in 0..5 {
-        rest.extend(
-            q.receive(main, 10, LONG, Duration::from_secs(1))
-                .await
-                .expect("receive"),
-        );
+        rest.extend(q.receive(main, 10, LONG, Duration::from_secs(1)).await.expect("receive"));
         if rest.len() >= 2 {
             break;
         }
@@ -745,9 +465,5 @@ pub async fn queue_suite(q: &dyn Queue, main: &QueueName, dlq: &QueueName) {
     for m in &rest {
         q.delete(main, &m.receipt).await.expect("delete");
     }
-    assert_eq!(
-        q.depth(main).await.expect("depth"),
-        0,
-        "all messages deleted"
-    );
+    assert_eq!(q.depth(main).await.expect("depth"), 0, "all messages deleted");
 }

@@ -8,9 +8,7 @@ mod aws {
 
     use aws_config::SdkConfig;
     use phoenix_domain::QueueName;
-    use phoenix_storage::aws::{
-        DynamoMetadataStore, S3ObjectStore, SqsQueue, create_table, load_sdk_config,
-    };
+    use phoenix_storage::aws::{DynamoMetadataStore, S3ObjectStore, SqsQueue, create_table, load_sdk_config};
     use phoenix_storage::conformance;
 
     /// A unique, lower-case suffix: buckets, tables and queues of concurrent runs never collide.
@@ -39,13 +37,7 @@ mod aws {
         let config = emulator().await;
         let bucket = format!("conformance-{}", suffix());
         let store = S3ObjectStore::new(&config, bucket.clone(), force_path_style());
-        store
-            .client()
-            .create_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .expect("create the bucket");
+        store.client().create_bucket().bucket(&bucket).send().await.expect("create the bucket");
         conformance::object_store_suite(&store).await;
     }
 
@@ -54,9 +46,7 @@ mod aws {
         let config = emulator().await;
         let table = format!("conformance-{}", suffix());
         let store = DynamoMetadataStore::new(&config, table.clone());
-        create_table(store.client(), &table)
-            .await
-            .expect("create the table");
+        create_table(store.client(), &table).await.expect("create the table");
         conformance::metadata_store_suite(&store).await;
     }
 
@@ -82,30 +72,20 @@ mod aws {
             .await
             .expect("read the dead-letter queue's ARN")
             .attributes
-            .and_then(|a| {
-                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                    .cloned()
-            })
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
             .expect("a queue ARN");
-        let redrive =
-            serde_json::json!({ "maxReceiveCount": 2, "deadLetterTargetArn": dlq_arn }).to_string();
+        let redrive = serde_json::json!({ "maxReceiveCount": 2, "deadLetterTargetArn": dlq_arn }).to_string();
         let main_url = client
             .create_queue()
             .queue_name(&name)
-            .attributes(
-                aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
-                redrive,
-            )
+            .attributes(aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy, redrive)
             .send()
             .await
             .expect("create the main queue")
             .queue_url
             .expect("a queue url");
 
-        let urls = HashMap::from([
-            (QueueName::INGEST, main_url),
-            (QueueName::INGEST_DLQ, dlq_url),
-        ]);
+        let urls = HashMap::from([(QueueName::INGEST, main_url), (QueueName::INGEST_DLQ, dlq_url)]);
         let queue = SqsQueue::new(&config, urls);
         conformance::queue_suite(&queue, &QueueName::INGEST, &QueueName::INGEST_DLQ).await;
     }
@@ -132,8 +112,8 @@ mod local {
     #[tokio::test]
     async fn local_metadata_store() {
         let dir = tempfile::tempdir().expect("a temporary folder");
-        let store = LocalMetadataStore::open(&dir.path().join("metadata.sqlite"))
-            .expect("open the local metadata store");
+        let store =
+            LocalMetadataStore::open(&dir.path().join("metadata.sqlite")).expect("open the local metadata store");
         conformance::metadata_store_suite(&store).await;
     }
 
@@ -143,20 +123,8 @@ mod local {
         let queue = LocalQueue::open(
             &dir.path().join("queues.sqlite"),
             vec![
-                (
-                    QueueName::INGEST,
-                    QueueSettings {
-                        max_receive: 2,
-                        dead_letter: Some(QueueName::INGEST_DLQ),
-                    },
-                ),
-                (
-                    QueueName::INGEST_DLQ,
-                    QueueSettings {
-                        max_receive: 10,
-                        dead_letter: None,
-                    },
-                ),
+                (QueueName::INGEST, QueueSettings { max_receive: 2, dead_letter: Some(QueueName::INGEST_DLQ) }),
+                (QueueName::INGEST_DLQ, QueueSettings { max_receive: 10, dead_letter: None }),
             ],
         )
         .expect("open the local queues");

@@ -19,9 +19,8 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType, Projection, ProjectionType, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -60,10 +59,7 @@ impl DynamoMetadataStore {
     }
 
     pub fn from_client(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+        Self { client, table: table.into() }
     }
 
     pub fn client(&self) -> &aws_sdk_dynamodb::Client {
@@ -74,11 +70,7 @@ impl DynamoMetadataStore {
         &self.table
     }
 
-    async fn get_consistent(
-        &self,
-        model: &ModelId,
-        media: &MediaId,
-    ) -> StoreResult<Option<MediaRecord>> {
+    async fn get_consistent(&self, model: &ModelId, media: &MediaId) -> StoreResult<Option<MediaRecord>> {
         let output = self
             .client
             .get_item()
@@ -95,27 +87,15 @@ impl DynamoMetadataStore {
 
 /// Creates the table with its index and TTL, as the template does (on-demand billing).
 pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> anyhow::Result<()> {
-    let string_attribute = |name: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(name)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-    };
-    let key = |name: &str, key_type: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(key_type)
-            .build()
-    };
+    let string_attribute =
+        |name: &str| AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build();
+    let key =
+        |name: &str, key_type: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(key_type).build();
     let index = GlobalSecondaryIndex::builder()
         .index_name(GSI1)
         .key_schema(key(GSI1PK, KeyType::Hash)?)
         .key_schema(key(GSI1SK, KeyType::Range)?)
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
         .build()?;
     client
         .create_table()
@@ -134,10 +114,7 @@ pub async fn create_table(client: &aws_sdk_dynamodb::Client, table: &str) -> any
         .update_time_to_live()
         .table_name(table)
         .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name(TTL_ATTRIBUTE)
-                .enabled(true)
-                .build()?,
+            TimeToLiveSpecification::builder().attribute_name(TTL_ATTRIBUTE).enabled(true).build()?,
         )
         .send()
         .await?;
@@ -174,20 +151,11 @@ fn to_item(record: &MediaRecord) -> StoreResult<Item> {
         .map_err(|e| StoreError::Invalid(format!("the record cannot be stored: {e}")))?;
     item.insert(PK.to_owned(), s(pk(&record.model_id)));
     item.insert(SK.to_owned(), s(sk(&record.media_id)));
-    item.insert(
-        GSI1PK.to_owned(),
-        s(gsi1pk(&record.model_id, record.status)),
-    );
+    item.insert(GSI1PK.to_owned(), s(gsi1pk(&record.model_id, record.status)));
     item.insert(GSI1SK.to_owned(), s(gsi1sk(record)?));
-    item.insert(
-        "version".to_owned(),
-        AttributeValue::N(record.version.to_string()),
-    );
+    item.insert("version".to_owned(), AttributeValue::N(record.version.to_string()));
     if let Some(expires_at) = record.expires_at {
-        item.insert(
-            TTL_ATTRIBUTE.to_owned(),
-            AttributeValue::N(expires_at.unix_timestamp().to_string()),
-        );
+        item.insert(TTL_ATTRIBUTE.to_owned(), AttributeValue::N(expires_at.unix_timestamp().to_string()));
     }
     Ok(item)
 }
@@ -197,11 +165,8 @@ fn from_item(item: &Item) -> StoreResult<MediaRecord> {
     for key in [PK, SK, GSI1PK, GSI1SK, TTL_ATTRIBUTE] {
         fields.remove(key);
     }
-    serde_dynamo::aws_sdk_dynamodb_1::from_item(fields).map_err(|e| {
-        StoreError::Unavailable(anyhow::anyhow!(
-            "dynamodb: a stored media record does not decode: {e}"
-        ))
-    })
+    serde_dynamo::aws_sdk_dynamodb_1::from_item(fields)
+        .map_err(|e| StoreError::Unavailable(anyhow::anyhow!("dynamodb: a stored media record does not decode: {e}")))
 }
 
 /// The opaque cursor: URL-safe base64 of the `LastEvaluatedKey` as a JSON map of strings.
@@ -225,23 +190,14 @@ fn encode_cursor(key: &Item) -> StoreResult<String> {
 
 fn decode_cursor(cursor: &str, model: &ModelId, status: Option<MediaStatus>) -> StoreResult<Item> {
     let invalid = || StoreError::Invalid("cursor is not one this listing returned".to_owned());
-    let json = URL_SAFE_NO_PAD
-        .decode(cursor.trim_end_matches('='))
-        .map_err(|_| invalid())?;
+    let json = URL_SAFE_NO_PAD.decode(cursor.trim_end_matches('=')).map_err(|_| invalid())?;
     let plain: BTreeMap<String, String> = serde_json::from_slice(&json).map_err(|_| invalid())?;
-    let expected: &[&str] = if status.is_some() {
-        &[GSI1PK, GSI1SK, PK, SK]
-    } else {
-        &[PK, SK]
-    };
+    let expected: &[&str] = if status.is_some() { &[GSI1PK, GSI1SK, PK, SK] } else { &[PK, SK] };
     let mut names: Vec<&str> = plain.keys().map(String::as_str).collect();
     names.sort_unstable();
     let mut expected_sorted = expected.to_vec();
     expected_sorted.sort_unstable();
-    if names != expected_sorted
-        || plain.get(PK) != Some(&pk(model))
-        || !plain[SK].starts_with("MEDIA#")
-    {
+    if names != expected_sorted || plain.get(PK) != Some(&pk(model)) || !plain[SK].starts_with("MEDIA#") {
         return Err(invalid());
     }
     if let Some(status) = status
@@ -249,10 +205,7 @@ fn decode_cursor(cursor: &str, model: &ModelId, status: Option<MediaStatus>) -> 
     {
         return Err(invalid());
     }
-    Ok(plain
-        .into_iter()
-        .map(|(name, value)| (name, s(value)))
-        .collect())
+    Ok(plain.into_iter().map(|(name, value)| (name, s(value))).collect())
 }
 
 #[async_trait]
@@ -273,10 +226,7 @@ impl MetadataStore for DynamoMetadataStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
                 Err(StoreError::AlreadyExists)
             }
             Err(e) => Err(classify("dynamodb PutItem", e)),
@@ -291,34 +241,27 @@ impl MetadataStore for DynamoMetadataStore {
     }
 
     async fn update_media(&self, record: &MediaRecord) -> StoreResult<()> {
-        let expected = record.version.checked_sub(1).ok_or_else(|| {
-            StoreError::Invalid("an updated record's version must be at least 1".to_owned())
-        })?;
+        let expected = record
+            .version
+            .checked_sub(1)
+            .ok_or_else(|| StoreError::Invalid("an updated record's version must be at least 1".to_owned()))?;
         let now = OffsetDateTime::now_utc();
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(to_item(record)?))
-            .condition_expression(
-                "#version = :expected AND (attribute_not_exists(#ttl) OR #ttl > :now)",
-            )
+            .condition_expression("#version = :expected AND (attribute_not_exists(#ttl) OR #ttl > :now)")
             .expression_attribute_names("#version", "version")
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
-            .expression_attribute_values(
-                ":now",
-                AttributeValue::N(now.unix_timestamp().to_string()),
-            )
+            .expression_attribute_values(":now", AttributeValue::N(now.unix_timestamp().to_string()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         let old = match result {
             Ok(_) => return Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
                 match e.into_service_error() {
                     PutItemError::ConditionalCheckFailedException(failed) => failed.item,
                     _ => None,
@@ -330,38 +273,23 @@ impl MetadataStore for DynamoMetadataStore {
         // no item at all), read it to tell a conflict from an absence.
         let old = match old {
             Some(item) => Some(from_item(&item)?),
-            None => {
-                self.get_consistent(&record.model_id, &record.media_id)
-                    .await?
-            }
+            None => self.get_consistent(&record.model_id, &record.media_id).await?,
         };
         match old {
             None => Err(StoreError::NotFound),
             Some(old)
                 if old.is_expired(now)
-                    || old
-                        .expires_at
-                        .is_some_and(|t| t.unix_timestamp() <= now.unix_timestamp()) =>
+                    || old.expires_at.is_some_and(|t| t.unix_timestamp() <= now.unix_timestamp()) =>
             {
                 Err(StoreError::NotFound)
             }
-            Some(old) => Err(StoreError::VersionConflict {
-                current: Some(old.version),
-            }),
+            Some(old) => Err(StoreError::VersionConflict { current: Some(old.version) }),
         }
     }
 
-    async fn list_media(
-        &self,
-        model: &ModelId,
-        query: &MediaQuery,
-    ) -> StoreResult<Page<MediaRecord>> {
+    async fn list_media(&self, model: &ModelId, query: &MediaQuery) -> StoreResult<Page<MediaRecord>> {
         let limit = query.limit.clamp(1, MAX_PAGE);
-        let start = query
-            .cursor
-            .as_deref()
-            .map(|cursor| decode_cursor(cursor, model, query.status))
-            .transpose()?;
+        let start = query.cursor.as_deref().map(|cursor| decode_cursor(cursor, model, query.status)).transpose()?;
         let request = self
             .client
             .query()
@@ -383,10 +311,7 @@ impl MetadataStore for DynamoMetadataStore {
                 .expression_attribute_names("#pk", GSI1PK)
                 .expression_attribute_values(":pk", s(gsi1pk(model, status))),
         };
-        let output = request
-            .send()
-            .await
-            .map_err(|e| classify("dynamodb Query", e))?;
+        let output = request.send().await.map_err(|e| classify("dynamodb Query", e))?;
         let now = OffsetDateTime::now_utc();
         let mut items = Vec::with_capacity(output.items().len());
         for item in output.items() {
@@ -431,10 +356,7 @@ mod tests {
         assert_eq!(item[SK], s(format!("MEDIA#{media}")));
         assert_eq!(item[GSI1PK], s("MODEL#m1#STATUS#uploading".to_owned()));
         assert_eq!(item["version"], AttributeValue::N("7".to_owned()));
-        assert_eq!(
-            item[TTL_ATTRIBUTE],
-            AttributeValue::N("1893456000".to_owned())
-        );
+        assert_eq!(item[TTL_ATTRIBUTE], AttributeValue::N("1893456000".to_owned()));
         assert_eq!(from_item(&item).unwrap(), record);
         record.expires_at = None;
         assert!(!to_item(&record).unwrap().contains_key(TTL_ATTRIBUTE));
@@ -443,25 +365,12 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
         let model = ModelId::parse("m1").unwrap();
-        let key: Item = [
-            (PK.to_owned(), s(pk(&model))),
-            (SK.to_owned(), s("MEDIA#x".to_owned())),
-        ]
-        .into();
+        let key: Item = [(PK.to_owned(), s(pk(&model))), (SK.to_owned(), s("MEDIA#x".to_owned()))].into();
         let cursor = encode_cursor(&key).unwrap();
         assert_eq!(decode_cursor(&cursor, &model, None).unwrap(), key);
         let other = ModelId::parse("m2").unwrap();
-        assert!(matches!(
-            decode_cursor(&cursor, &other, None),
-            Err(StoreError::Invalid(_))
-        ));
-        assert!(matches!(
-            decode_cursor(&cursor, &model, Some(MediaStatus::Approved)),
-            Err(StoreError::Invalid(_))
-        ));
-        assert!(matches!(
-            decode_cursor("!!", &model, None),
-            Err(StoreError::Invalid(_))
-        ));
+        assert!(matches!(decode_cursor(&cursor, &other, None), Err(StoreError::Invalid(_))));
+        assert!(matches!(decode_cursor(&cursor, &model, Some(MediaStatus::Approved)), Err(StoreError::Invalid(_))));
+        assert!(matches!(decode_cursor("!!", &model, None), Err(StoreError::Invalid(_))));
     }
 }

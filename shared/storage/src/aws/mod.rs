@@ -34,14 +34,9 @@ pub async fn sdk_config() -> SdkConfig {
 /// runtime that opened its connections.
 pub async fn load_sdk_config() -> SdkConfig {
     let http_client = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
         .build_https();
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http_client)
-        .load()
-        .await
+    aws_config::defaults(BehaviorVersion::latest()).http_client(http_client).load().await
 }
 
 /// Error codes that mean "slow down" or "try again", whatever the HTTP status.
@@ -103,11 +98,7 @@ where
                 && !DEPLOYMENT_CODES.contains(&code);
             blamed_on_request.then(|| {
                 let code = if code.is_empty() { "error" } else { code };
-                if message.is_empty() {
-                    format!("{op}: {code}")
-                } else {
-                    format!("{op}: {code}: {message}")
-                }
+                if message.is_empty() { format!("{op}: {code}") } else { format!("{op}: {code}: {message}") }
             })
         }
         _ => None,

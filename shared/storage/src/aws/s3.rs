@@ -9,9 +9,7 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use phoenix_domain::ObjectKey;
-use phoenix_domain::ports::{
-    ListPage, ObjectInfo, ObjectStore, PresignedRequest, PutOptions, StoreError, StoreResult,
-};
+use phoenix_domain::ports::{ListPage, ObjectInfo, ObjectStore, PresignedRequest, PutOptions, StoreError, StoreResult};
 use time::OffsetDateTime;
 
 use super::classify;
@@ -29,17 +27,12 @@ impl S3ObjectStore {
     /// A store on `bucket`. `force_path_style` addresses the bucket as `endpoint/bucket/key`
     /// instead of `bucket.endpoint/key`: emulators (moto) need it.
     pub fn new(config: &SdkConfig, bucket: impl Into<String>, force_path_style: bool) -> Self {
-        let s3_config = aws_sdk_s3::config::Builder::from(config)
-            .force_path_style(force_path_style)
-            .build();
+        let s3_config = aws_sdk_s3::config::Builder::from(config).force_path_style(force_path_style).build();
         Self::from_client(aws_sdk_s3::Client::from_conf(s3_config), bucket)
     }
 
     pub fn from_client(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
-        Self {
-            client,
-            bucket: bucket.into(),
-        }
+        Self { client, bucket: bucket.into() }
     }
 
     pub fn client(&self) -> &aws_sdk_s3::Client {
@@ -56,18 +49,12 @@ fn unquote(etag: Option<&str>) -> String {
 }
 
 fn size_of(content_length: Option<i64>) -> u64 {
-    content_length
-        .and_then(|n| u64::try_from(n).ok())
-        .unwrap_or(0)
+    content_length.and_then(|n| u64::try_from(n).ok()).unwrap_or(0)
 }
 
 fn presign_config(expires_in: Duration) -> StoreResult<PresigningConfig> {
-    PresigningConfig::expires_in(expires_in).map_err(|e| {
-        StoreError::Invalid(format!(
-            "presigned request expiry {}s: {e}",
-            expires_in.as_secs()
-        ))
-    })
+    PresigningConfig::expires_in(expires_in)
+        .map_err(|e| StoreError::Invalid(format!("presigned request expiry {}s: {e}", expires_in.as_secs())))
 }
 
 fn expires_at(expires_in: Duration) -> OffsetDateTime {
@@ -76,12 +63,7 @@ fn expires_at(expires_in: Duration) -> OffsetDateTime {
 
 #[async_trait]
 impl ObjectStore for S3ObjectStore {
-    async fn put(
-        &self,
-        key: &ObjectKey,
-        body: Bytes,
-        options: PutOptions,
-    ) -> StoreResult<ObjectInfo> {
+    async fn put(&self, key: &ObjectKey, body: Bytes, options: PutOptions) -> StoreResult<ObjectInfo> {
         let size = body.len() as u64;
         let output = self
             .client
@@ -104,23 +86,15 @@ impl ObjectStore for S3ObjectStore {
     }
 
     async fn get(&self, key: &ObjectKey, max_bytes: u64) -> StoreResult<(ObjectInfo, Bytes)> {
-        let output = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .send()
-            .await
-            .map_err(|e| match e.as_service_error() {
-                Some(se) if se.is_no_such_key() => StoreError::NotFound,
-                _ => classify("s3 GetObject", e),
+        let output =
+            self.client.get_object().bucket(&self.bucket).key(key.as_str()).send().await.map_err(|e| {
+                match e.as_service_error() {
+                    Some(se) if se.is_no_such_key() => StoreError::NotFound,
+                    _ => classify("s3 GetObject", e),
+                }
             })?;
         let declared = size_of(output.content_length());
-        let too_large = |n: u64| {
-            StoreError::Invalid(format!(
-                "object is {n} bytes, over the limit of {max_bytes}"
-            ))
-        };
+        let too_large = |n: u64| StoreError::Invalid(format!("object is {n} bytes, over the limit of {max_bytes}"));
         if declared > max_bytes {
             // Dropping the body closes the connection without reading the object.
             return Err(too_large(declared));
@@ -136,11 +110,7 @@ impl ObjectStore for S3ObjectStore {
             .body
             .collect()
             .await
-            .map_err(|e| {
-                StoreError::Unavailable(
-                    anyhow::Error::new(e).context("s3 GetObject: reading the body"),
-                )
-            })?
+            .map_err(|e| StoreError::Unavailable(anyhow::Error::new(e).context("s3 GetObject: reading the body")))?
             .into_bytes();
         let read = body.len() as u64;
         if read > max_bytes {
@@ -150,16 +120,12 @@ impl ObjectStore for S3ObjectStore {
     }
 
     async fn head(&self, key: &ObjectKey) -> StoreResult<ObjectInfo> {
-        let output = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key.as_str())
-            .send()
-            .await
-            .map_err(|e| match e.as_service_error() {
-                Some(se) if se.is_not_found() => StoreError::NotFound,
-                _ => classify("s3 HeadObject", e),
+        let output =
+            self.client.head_object().bucket(&self.bucket).key(key.as_str()).send().await.map_err(|e| {
+                match e.as_service_error() {
+                    Some(se) if se.is_not_found() => StoreError::NotFound,
+                    _ => classify("s3 HeadObject", e),
+                }
             })?;
         Ok(ObjectInfo {
             key: key.clone(),
@@ -181,12 +147,7 @@ impl ObjectStore for S3ObjectStore {
         Ok(())
     }
 
-    async fn list(
-        &self,
-        prefix: &str,
-        cursor: Option<String>,
-        limit: usize,
-    ) -> StoreResult<ListPage> {
+    async fn list(&self, prefix: &str, cursor: Option<String>, limit: usize) -> StoreResult<ListPage> {
         let limit = limit.clamp(1, MAX_LIST_PAGE);
         let output = self
             .client
@@ -204,9 +165,7 @@ impl ObjectStore for S3ObjectStore {
             .filter_map(|object| object.key())
             .map(|raw| {
                 ObjectKey::parse(raw).map_err(|e| {
-                    StoreError::Unavailable(anyhow::anyhow!(
-                        "s3 ListObjectsV2: the bucket holds an invalid key: {e}"
-                    ))
+                    StoreError::Unavailable(anyhow::anyhow!("s3 ListObjectsV2: the bucket holds an invalid key: {e}"))
                 })
             })
             .collect::<StoreResult<Vec<_>>>()?;
@@ -225,9 +184,8 @@ impl ObjectStore for S3ObjectStore {
         content_length: u64,
         expires_in: Duration,
     ) -> StoreResult<PresignedRequest> {
-        let length = i64::try_from(content_length).map_err(|_| {
-            StoreError::Invalid(format!("content length {content_length} is too large"))
-        })?;
+        let length = i64::try_from(content_length)
+            .map_err(|_| StoreError::Invalid(format!("content length {content_length} is too large")))?;
         let presigned = self
             .client
             .put_object()
@@ -249,11 +207,7 @@ impl ObjectStore for S3ObjectStore {
         })
     }
 
-    async fn presign_get(
-        &self,
-        key: &ObjectKey,
-        expires_in: Duration,
-    ) -> StoreResult<PresignedRequest> {
+    async fn presign_get(&self, key: &ObjectKey, expires_in: Duration) -> StoreResult<PresignedRequest> {
         let presigned = self
             .client
             .get_object()
@@ -275,9 +229,7 @@ impl ObjectStore for S3ObjectStore {
 /// it, and browsers refuse to set it) and the two we set in canonical case ourselves.
 fn request_headers<'a>(raw: impl Iterator<Item = (&'a str, &'a str)>) -> BTreeMap<String, String> {
     raw.filter(|(name, _)| {
-        !["host", "content-type", "content-length"]
-            .iter()
-            .any(|skip| name.eq_ignore_ascii_case(skip))
+        !["host", "content-type", "content-length"].iter().any(|skip| name.eq_ignore_ascii_case(skip))
     })
     .map(|(name, value)| (name.to_owned(), value.to_owned()))
     .collect()

@@ -49,25 +49,15 @@ impl SqsQueue {
 fn seconds(what: &str, d: Duration, max: u64) -> StoreResult<i32> {
     let secs = ceil_secs(d);
     if secs > max {
-        return Err(StoreError::Invalid(format!(
-            "{what} of {secs}s is over the maximum of {max}s"
-        )));
+        return Err(StoreError::Invalid(format!("{what} of {secs}s is over the maximum of {max}s")));
     }
     Ok(secs as i32)
 }
 
 fn to_received(message: aws_sdk_sqs::types::Message) -> StoreResult<ReceivedMessage> {
-    let missing = |what: &str| {
-        StoreError::Unavailable(anyhow::anyhow!(
-            "sqs ReceiveMessage: a message has no {what}"
-        ))
-    };
-    let attribute = |name: MessageSystemAttributeName| {
-        message
-            .attributes()
-            .and_then(|a| a.get(&name))
-            .map(String::as_str)
-    };
+    let missing = |what: &str| StoreError::Unavailable(anyhow::anyhow!("sqs ReceiveMessage: a message has no {what}"));
+    let attribute =
+        |name: MessageSystemAttributeName| message.attributes().and_then(|a| a.get(&name)).map(String::as_str);
     let receive_count = attribute(MessageSystemAttributeName::ApproximateReceiveCount)
         .and_then(|n| n.parse().ok())
         .ok_or_else(|| missing("ApproximateReceiveCount"))?;
@@ -76,14 +66,8 @@ fn to_received(message: aws_sdk_sqs::types::Message) -> StoreResult<ReceivedMess
         .and_then(|ms| OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000).ok())
         .ok_or_else(|| missing("SentTimestamp"))?;
     Ok(ReceivedMessage {
-        message_id: message
-            .message_id
-            .clone()
-            .ok_or_else(|| missing("MessageId"))?,
-        receipt: message
-            .receipt_handle
-            .clone()
-            .ok_or_else(|| missing("ReceiptHandle"))?,
+        message_id: message.message_id.clone().ok_or_else(|| missing("MessageId"))?,
+        receipt: message.receipt_handle.clone().ok_or_else(|| missing("ReceiptHandle"))?,
         body: message.body.clone().unwrap_or_default(),
         receive_count,
         sent_at,
@@ -104,11 +88,9 @@ impl Queue for SqsQueue {
             .send()
             .await
             .map_err(|e| classify("sqs SendMessage", e))?;
-        output.message_id.ok_or_else(|| {
-            StoreError::Unavailable(anyhow::anyhow!(
-                "sqs SendMessage: no MessageId in the answer"
-            ))
-        })
+        output
+            .message_id
+            .ok_or_else(|| StoreError::Unavailable(anyhow::anyhow!("sqs SendMessage: no MessageId in the answer")))
     }
 
     async fn receive(
@@ -136,12 +118,7 @@ impl Queue for SqsQueue {
             .send()
             .await
             .map_err(|e| classify("sqs ReceiveMessage", e))?;
-        output
-            .messages
-            .unwrap_or_default()
-            .into_iter()
-            .map(to_received)
-            .collect()
+        output.messages.unwrap_or_default().into_iter().map(to_received).collect()
     }
 
     async fn delete(&self, queue: &QueueName, receipt: &str) -> StoreResult<()> {
@@ -156,12 +133,7 @@ impl Queue for SqsQueue {
         Ok(())
     }
 
-    async fn change_visibility(
-        &self,
-        queue: &QueueName,
-        receipt: &str,
-        visibility: Duration,
-    ) -> StoreResult<()> {
+    async fn change_visibility(&self, queue: &QueueName, receipt: &str, visibility: Duration) -> StoreResult<()> {
         let url = self.url(queue)?;
         let visibility = seconds("visibility timeout", visibility, MAX_VISIBILITY_SECS)?;
         self.client
@@ -191,12 +163,7 @@ impl Queue for SqsQueue {
             attributes
                 .get(&name)
                 .and_then(|n| n.parse().ok())
-                .ok_or_else(|| {
-                    StoreError::Unavailable(anyhow::anyhow!(
-                        "sqs GetQueueAttributes: no {}",
-                        name.as_str()
-                    ))
-                })
+                .ok_or_else(|| StoreError::Unavailable(anyhow::anyhow!("sqs GetQueueAttributes: no {}", name.as_str())))
         };
         Ok(count(QueueAttributeName::ApproximateNumberOfMessages)?
             + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)?)

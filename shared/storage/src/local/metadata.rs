@@ -45,28 +45,36 @@ fn decode(doc: &str) -> StoreResult<MediaRecord> {
     serde_json::from_str(doc).map_err(|e| StoreError::unavailable(anyhow::anyhow!("corrupt record: {e}")))
 }
 
-fn encode_cursor(sort_key: &str) -> String {
-    URL_SAFE_NO_PAD.encode(sort_key)
+/// A page position, bound to the listing it came from so it cannot be replayed elsewhere.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Cursor {
+    model: String,
+    status: Option<String>,
+    after: MediaId,
 }
 
-fn decode_cursor(cursor: &str) -> StoreResult<String> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
+fn encode_cursor(cursor: &Cursor) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(cursor).unwrap_or_default())
+}
+
+fn decode_cursor(raw: &str, model: &str, status: Option<&str>) -> StoreResult<String> {
+    let cursor: Cursor = URL_SAFE_NO_PAD
+        .decode(raw)
         .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| StoreError::Invalid("cursor is not one this service issued".into()))
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| StoreError::Invalid("cursor is not one this service issued".into()))?;
+    if cursor.model != model || cursor.status.as_deref() != status {
+        return Err(StoreError::Invalid("cursor is not one this listing returned".into()));
+    }
+    Ok(cursor.after.to_string())
 }
 
 #[async_trait]
 impl MetadataStore for LocalMetadataStore {
     async fn create_media(&self, record: &MediaRecord) -> StoreResult<()> {
         let doc = encode(record)?;
-        let (model, media, status, version) = (
-            record.model_id.to_string(),
-            record.media_id.to_string(),
-            record.status.as_str(),
-            record.version as i64,
-        );
+        let (model, media, status, version) =
+            (record.model_id.to_string(), record.media_id.to_string(), record.status.as_str(), record.version as i64);
         let expires = record.expires_at.map(|t| t.unix_timestamp());
         self.db
             .run(move |conn| {
@@ -102,18 +110,12 @@ impl MetadataStore for LocalMetadataStore {
     }
 
     async fn update_media(&self, record: &MediaRecord) -> StoreResult<()> {
-        let expected = record
-            .version
-            .checked_sub(1)
-            .ok_or_else(|| StoreError::Invalid("a record's version starts at 1".into()))?
-            as i64;
+        let expected =
+            record.version.checked_sub(1).ok_or_else(|| StoreError::Invalid("a record's version starts at 1".into()))?
+                as i64;
         let doc = encode(record)?;
-        let (model, media, status, version) = (
-            record.model_id.to_string(),
-            record.media_id.to_string(),
-            record.status.as_str(),
-            record.version as i64,
-        );
+        let (model, media, status, version) =
+            (record.model_id.to_string(), record.media_id.to_string(), record.status.as_str(), record.version as i64);
         let expires = record.expires_at.map(|t| t.unix_timestamp());
         self.db
             .run(move |conn| {
@@ -145,10 +147,11 @@ impl MetadataStore for LocalMetadataStore {
     }
 
     async fn list_media(&self, model: &ModelId, query: &MediaQuery) -> StoreResult<Page<MediaRecord>> {
-        let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
-        let limit = query.limit.clamp(1, 1000) as i64;
         let model = model.to_string();
         let status = query.status.map(|s| s.as_str());
+        let after = query.cursor.as_deref().map(|c| decode_cursor(c, &model, status)).transpose()?;
+        let limit = query.limit.clamp(1, 1000) as i64;
+        let cursor_model = model.clone();
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let rows: Vec<(String, String)> = self
             .db
@@ -171,12 +174,15 @@ impl MetadataStore for LocalMetadataStore {
                 Ok(rows)
             })
             .await?;
-        let next_cursor = if rows.len() as i64 == limit {
-            rows.last().map(|(key, _)| encode_cursor(key))
-        } else {
-            None
-        };
         let items = rows.iter().map(|(_, doc)| decode(doc)).collect::<StoreResult<Vec<_>>>()?;
+        let next_cursor = match items.last() {
+            Some(last) if rows.len() as i64 == limit => Some(encode_cursor(&Cursor {
+                model: cursor_model,
+                status: status.map(str::to_owned),
+                after: last.media_id,
+            })),
+            _ => None,
+        };
         Ok(Page { items, next_cursor })
     }
 }

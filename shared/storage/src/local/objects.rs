@@ -92,7 +92,8 @@ impl LocalObjectStore {
     /// Opens (creating) the store under `root`; presigned URLs start with `base_url`.
     pub fn open(root: &Path, base_url: String, signing_key: Vec<u8>) -> anyhow::Result<Self> {
         for sub in ["data", "meta", "tmp"] {
-            std::fs::create_dir_all(root.join(sub)).with_context(|| format!("creating {}", root.join(sub).display()))?;
+            std::fs::create_dir_all(root.join(sub))
+                .with_context(|| format!("creating {}", root.join(sub).display()))?;
         }
         Ok(Self {
             root: root.to_owned(),
@@ -120,7 +121,13 @@ impl LocalObjectStore {
         format!("/_objects/{}", utf8_percent_encode(key.as_str(), KEY_ENCODE))
     }
 
-    fn string_to_sign(method: &str, key: &ObjectKey, content_type: &str, content_length: Option<u64>, expires: i64) -> String {
+    fn string_to_sign(
+        method: &str,
+        key: &ObjectKey,
+        content_type: &str,
+        content_length: Option<u64>,
+        expires: i64,
+    ) -> String {
         let length = content_length.map(|n| n.to_string()).unwrap_or_default();
         format!("{method}\n{}\n{content_type}\n{length}\n{expires}", key.as_str())
     }
@@ -189,7 +196,8 @@ impl LocalObjectStore {
 
     fn read_meta(&self, key: &ObjectKey) -> StoreResult<Meta> {
         match std::fs::read(self.meta_path(key)) {
-            Ok(raw) => serde_json::from_slice(&raw).map_err(|e| StoreError::unavailable(anyhow::anyhow!("corrupt metadata of {key}: {e}"))),
+            Ok(raw) => serde_json::from_slice(&raw)
+                .map_err(|e| StoreError::unavailable(anyhow::anyhow!("corrupt metadata of {key}: {e}"))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound),
             Err(e) => Err(StoreError::unavailable(e)),
         }
@@ -375,10 +383,8 @@ fn collect_keys(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Resu
         let path = entry.path();
         if entry.file_type()?.is_dir() {
             collect_keys(root, &path, out)?;
-        } else if let Some(rel) = path.strip_prefix(root).ok().and_then(|p| p.to_str()) {
-            if let Some(key) = rel.strip_suffix(".json") {
-                out.push(key.to_owned());
-            }
+        } else if let Some(key) = path.strip_prefix(root).ok().and_then(|p| p.to_str()?.strip_suffix(".json")) {
+            out.push(key.to_owned());
         }
     }
     Ok(())

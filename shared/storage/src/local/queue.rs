@@ -68,7 +68,12 @@ impl LocalQueue {
         self.settings.get(queue).ok_or_else(|| StoreError::Invalid(format!("no queue named {}", queue.0)))
     }
 
-    async fn receive_once(&self, queue: &QueueName, max: usize, visibility: Duration) -> StoreResult<Vec<ReceivedMessage>> {
+    async fn receive_once(
+        &self,
+        queue: &QueueName,
+        max: usize,
+        visibility: Duration,
+    ) -> StoreResult<Vec<ReceivedMessage>> {
         let settings = self.settings(queue)?.clone();
         let name = queue.0;
         let max = max.clamp(1, 10) as i64;
