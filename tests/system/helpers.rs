@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use phoenix_api::DevClaims;
 use phoenix_domain::Limits;
+use phoenix_imaging::PresetSet;
 use phoenix_local::{LocalConfig, RunningSystem};
 use serde_json::{Value, json};
 
@@ -32,13 +33,22 @@ pub async fn spawn_app_with(limits: Limits) -> TestApp {
 
 /// Starts the system on an existing data folder (to test restarts).
 pub async fn spawn_in(dir: &Path, limits: Limits) -> TestApp {
-    let config = LocalConfig {
+    spawn_with_config(test_config(dir, limits)).await
+}
+
+pub fn test_config(dir: &Path, limits: Limits) -> LocalConfig {
+    LocalConfig {
         data_dir: dir.to_owned(),
         addr: "127.0.0.1:0".parse().unwrap(),
         jwt_secret: "test-secret".into(),
         limits,
         ingest_max_receive: 3,
-    };
+        presets: PresetSet::default(),
+        keep_gps: false,
+    }
+}
+
+pub async fn spawn_with_config(config: LocalConfig) -> TestApp {
     let system = phoenix_local::spawn(config).await.expect("system starts");
     let url = system.base_url.clone();
     TestApp { system, client: reqwest::Client::new(), url, _data: None }

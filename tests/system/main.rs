@@ -7,5 +7,6 @@ mod api_input;
 mod auth;
 mod emulator;
 mod hostile;
+mod presets;
 mod presigned;
 mod upload_flow;

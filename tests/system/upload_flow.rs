@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use image::GenericImageView;
+use phoenix_imaging::{Fit, PresetSet};
 use serde_json::Value;
 
 use crate::helpers::{spawn_app, spawn_in, testdata};
@@ -30,8 +31,6 @@ const PHOTOS: &[Expect] = &[
     Expect { file: "landscape.webp", content_type: "image/webp", width: 3000, height: 1688 },
 ];
 
-const PRESET_WIDTHS: [(&str, u32); 3] = [("small", 320), ("medium", 640), ("large", 1280)];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_photo_gets_a_derivative_set() {
     let app = spawn_app().await;
@@ -46,34 +45,54 @@ async fn every_photo_gets_a_derivative_set() {
         assert_eq!(record["status"], "pending_review", "{}: {record}", photo.file);
         assert_eq!(record["source"]["width"], photo.width, "{}", photo.file);
         assert_eq!(record["source"]["height"], photo.height, "{}", photo.file);
+        assert!(record["placeholder"]["thumbhash"].as_str().is_some_and(|t| t.len() > 10), "{record}");
+        assert!(record["placeholder"]["dominant_color"].as_str().is_some_and(|c| c.len() == 7 && c.starts_with('#')));
         check_derivatives(&app.client, photo, &record).await;
+    }
+}
+
+/// The size a preset must produce from a `w`x`h` source: fit to width, or the largest crop of
+/// the cover's aspect, and never larger than the source.
+fn expected_size(fit: &Fit, w: u32, h: u32) -> (u32, u32) {
+    match *fit {
+        Fit::Width { width } => {
+            let out_w = width.min(w);
+            (out_w, (h as f64 * out_w as f64 / w as f64).round() as u32)
+        }
+        Fit::Cover { width, height } => {
+            let scale = (w as f64 / width as f64).min(h as f64 / height as f64).min(1.0);
+            ((width as f64 * scale).round() as u32, (height as f64 * scale).round() as u32)
+        }
     }
 }
 
 async fn check_derivatives(client: &reqwest::Client, photo: &Expect, record: &Value) {
     let derivatives = record["derivatives"].as_array().unwrap();
-    assert_eq!(derivatives.len(), PRESET_WIDTHS.len(), "{}: {record}", photo.file);
-    for (preset, target) in PRESET_WIDTHS {
-        let d =
-            derivatives.iter().find(|d| d["preset"] == preset).unwrap_or_else(|| panic!("{}: no {preset}", photo.file));
-        let expected_width = target.min(photo.width);
-        let response = client.get(d["url"].as_str().unwrap()).send().await.unwrap();
-        assert_eq!(response.status(), 200);
-        assert_eq!(response.headers()["cache-control"], "public, max-age=31536000, immutable");
-        assert_eq!(response.headers()["content-type"], "image/jpeg");
-        let bytes = response.bytes().await.unwrap();
-        let decoded = image::load_from_memory(&bytes).unwrap();
-        let (w, h) = decoded.dimensions();
-        assert_eq!(w, expected_width, "{} {preset}: never upscaled, fit to width", photo.file);
-        let expected_height = (photo.height as f64 * w as f64 / photo.width as f64).round() as u32;
-        assert!(
-            h.abs_diff(expected_height) <= 1,
-            "{} {preset}: {w}x{h}, expected height {expected_height}",
-            photo.file
-        );
-        assert_eq!((d["width"].as_u64().unwrap(), d["height"].as_u64().unwrap()), (w as u64, h as u64));
-        if photo.height > photo.width {
-            assert!(h > w, "{} {preset} must be portrait", photo.file);
+    let presets = PresetSet::default();
+    let expected_count: usize = presets.presets.iter().map(|p| p.formats.len()).sum();
+    assert_eq!(derivatives.len(), expected_count, "{}: {record}", photo.file);
+    for preset in &presets.presets {
+        for format in &preset.formats {
+            let d = derivatives
+                .iter()
+                .find(|d| d["preset"] == preset.name.as_str() && d["format"] == format.as_str())
+                .unwrap_or_else(|| panic!("{}: no {} {}", photo.file, preset.name, format.as_str()));
+            assert_eq!(d["preset_version"], preset.version);
+            let response = client.get(d["url"].as_str().unwrap()).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            assert_eq!(response.headers()["cache-control"], "public, max-age=31536000, immutable");
+            assert_eq!(response.headers()["content-type"], format.mime());
+            let bytes = response.bytes().await.unwrap();
+            let decoded = image::load_from_memory(&bytes)
+                .unwrap_or_else(|e| panic!("{} {} {}: {e}", photo.file, preset.name, format.as_str()));
+            let (w, h) = decoded.dimensions();
+            let (ew, eh) = expected_size(&preset.fit, photo.width, photo.height);
+            let what = format!("{} {} {}: {w}x{h}, expected {ew}x{eh}", photo.file, preset.name, format.as_str());
+            assert!(w.abs_diff(ew) <= 1 && h.abs_diff(eh) <= 1, "{what}");
+            assert_eq!((d["width"].as_u64().unwrap(), d["height"].as_u64().unwrap()), (w as u64, h as u64));
+            if photo.height > photo.width && matches!(preset.fit, Fit::Width { .. }) {
+                assert!(h > w, "{what}: must be portrait");
+            }
         }
     }
 }

@@ -8,7 +8,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
 use phoenix_domain::Limits;
 use phoenix_domain::config::{env_or, env_required};
-use phoenix_ingest::{Processor, ProcessorConfig};
+use phoenix_ingest::{Processor, ProcessorConfig, presets_from_env};
 use phoenix_storage::aws::{DynamoMetadataStore, S3ObjectStore, sdk_config};
 
 #[tokio::main]
@@ -20,7 +20,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = ProcessorConfig {
         limits: Limits::from_env()?,
         concurrency: env_or("PHOENIX_PROCESSOR_CONCURRENCY", ProcessorConfig::default().concurrency)?,
-        ..ProcessorConfig::default()
+        presets: presets_from_env()?,
+        keep_gps: env_or("PHOENIX_KEEP_GPS", false)?,
     };
 
     let sdk = sdk_config().await;

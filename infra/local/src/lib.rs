@@ -14,7 +14,8 @@ use anyhow::Context;
 use phoenix_api::{AppState, AuthMode, DerivativeLinks, DevClaims};
 use phoenix_domain::config::env_or;
 use phoenix_domain::{Limits, MetadataStore, ObjectStore, Queue, QueueName};
-use phoenix_ingest::{Processor, ProcessorConfig};
+use phoenix_imaging::PresetSet;
+use phoenix_ingest::{Processor, ProcessorConfig, presets_from_env};
 use phoenix_storage::local::{LocalMetadataStore, LocalObjectStore, LocalQueue, Notification, QueueSettings};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -33,6 +34,10 @@ pub struct LocalConfig {
     pub limits: Limits,
     /// Deliveries of one ingest message before it moves to the dead-letter queue.
     pub ingest_max_receive: u32,
+    /// The derivative presets (`PHOENIX_PRESETS_FILE`, else the built-in set).
+    pub presets: PresetSet,
+    /// Keep GPS positions in admin-only metadata (`PHOENIX_KEEP_GPS`, default false).
+    pub keep_gps: bool,
 }
 
 impl LocalConfig {
@@ -45,6 +50,8 @@ impl LocalConfig {
             jwt_secret: env_or("PHOENIX_JWT_SECRET", DEV_JWT_SECRET.to_owned())?,
             limits: Limits::from_env()?,
             ingest_max_receive: 5,
+            presets: presets_from_env()?,
+            keep_gps: env_or("PHOENIX_KEEP_GPS", false)?,
         })
     }
 }
@@ -122,7 +129,12 @@ pub async fn spawn(config: LocalConfig) -> anyhow::Result<RunningSystem> {
     let processor = Arc::new(Processor::new(
         objects.clone(),
         metadata.clone(),
-        ProcessorConfig { limits: config.limits.clone(), ..ProcessorConfig::default() },
+        ProcessorConfig {
+            limits: config.limits.clone(),
+            presets: config.presets.clone(),
+            keep_gps: config.keep_gps,
+            ..ProcessorConfig::default()
+        },
     ));
 
     let (shutdown, mut stop) = watch::channel(false);

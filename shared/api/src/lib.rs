@@ -27,9 +27,33 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models/{model_id}/media", get(media::list_media))
         .route("/v1/models/{model_id}/media/{media_id}", get(media::get_media))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(request_span))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .with_state(state)
+}
+
+/// Every log line of a request carries its route and, where the path names them, the model and
+/// media ids (in Lambda the runtime's span adds the request id).
+async fn request_span(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let mut segments = request.uri().path().split('/').skip(1);
+    let (model_id, media_id) =
+        match (segments.next(), segments.next(), segments.next(), segments.next(), segments.next()) {
+            (Some("v1"), Some("models"), Some(model), Some("media"), media) => {
+                (Some(model.to_owned()), media.map(str::to_owned))
+            }
+            _ => (None, None),
+        };
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned());
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route = route.as_deref().unwrap_or("unmatched"),
+        model_id = model_id.as_deref(),
+        media_id = media_id.as_deref(),
+    );
+    use tracing::Instrument;
+    next.run(request).instrument(span).await
 }
 
 async fn health() -> axum::Json<serde_json::Value> {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
@@ -78,7 +78,7 @@ pub async fn get_media(
         phoenix_domain::StoreError::NotFound => ApiError::NotFound(format!("media {media} not found")),
         other => other.into(),
     })?;
-    Ok(Json(render(&state, &record).await?))
+    Ok(Json(render(&state, &caller, &record).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,7 +109,7 @@ pub async fn list_media(
     let page = state.metadata.list_media(&model, &MediaQuery { status, limit, cursor: params.cursor }).await?;
     let mut items = Vec::with_capacity(page.items.len());
     for record in &page.items {
-        items.push(render(&state, record).await?);
+        items.push(render(&state, &caller, record).await?);
     }
     Ok(Json(json!({"items": items, "next_cursor": page.next_cursor})))
 }
@@ -117,6 +117,7 @@ pub async fn list_media(
 #[derive(Serialize)]
 struct DerivativeView<'a> {
     preset: &'a str,
+    preset_version: u32,
     format: &'a str,
     width: u32,
     height: u32,
@@ -125,11 +126,12 @@ struct DerivativeView<'a> {
 }
 
 /// The public shape of a record: no storage keys, claims or hashes.
-async fn render(state: &AppState, record: &MediaRecord) -> Result<Value, ApiError> {
+async fn render(state: &AppState, caller: &Caller, record: &MediaRecord) -> Result<Value, ApiError> {
     let mut derivatives = Vec::with_capacity(record.derivatives.len());
     for d in &record.derivatives {
         derivatives.push(DerivativeView {
             preset: &d.preset,
+            preset_version: d.preset_version,
             format: &d.format,
             width: d.width,
             height: d.height,
@@ -158,8 +160,16 @@ async fn render(state: &AppState, record: &MediaRecord) -> Result<Value, ApiErro
             "orientation": s.orientation,
             "camera_make": s.camera_make,
             "camera_model": s.camera_model,
+            "lens": s.lens,
             "captured_at": s.captured_at,
+            "artist": s.artist,
+            "copyright": s.copyright,
         });
+        body["placeholder"] = json!({"thumbhash": s.placeholder, "dominant_color": s.dominant_color});
+        // A model's whereabouts are for the agency's eyes only (and only kept when configured).
+        if let (Some(gps), Role::Admin) = (&s.gps, &caller.role) {
+            body["source"]["gps"] = json!({"latitude": gps.latitude, "longitude": gps.longitude});
+        }
     }
     if let Some(r) = &record.rejection {
         body["rejection"] = json!({"code": r.code, "message": r.message});

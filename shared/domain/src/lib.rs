@@ -10,5 +10,5 @@ pub mod upload;
 
 pub use config::Limits;
 pub use ids::{IdError, MediaId, ModelId, ObjectKey};
-pub use media::{Derivative, MediaRecord, MediaStatus, Rejection, SourceInfo};
+pub use media::{Derivative, FocalPoint, GpsPosition, MediaRecord, MediaStatus, Rejection, SourceInfo};
 pub use ports::{MetadataStore, ObjectStore, Queue, QueueName, StoreError, StoreResult};

@@ -57,16 +57,59 @@ pub struct SourceInfo {
     pub camera_model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub captured_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lens: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artist: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copyright: Option<String>,
+    /// Kept only when the deployment opts in (`PHOENIX_KEEP_GPS`); shown to admins only, never public.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gps: Option<GpsPosition>,
+    /// ThumbHash of the photo (base64): a placeholder a client can render before any derivative loads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<String>,
+    /// `#rrggbb`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dominant_color: Option<String>,
+    /// 64-bit perceptual hash (hex), for finding likely duplicates within a portfolio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phash: Option<String>,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GpsPosition {
+    pub latitude: f64,
+    pub longitude: f64,
+}
+
+impl Eq for GpsPosition {}
+
+/// Where a crop centres, as fractions of the displayed width and height.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FocalPoint {
+    pub x: f32,
+    pub y: f32,
+}
+
+impl Eq for FocalPoint {}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Derivative {
     pub preset: String,
+    /// The preset's version when this was made: older than the configured one means stale.
+    #[serde(default)]
+    pub preset_version: u32,
     pub format: String,
     pub width: u32,
     pub height: u32,
     pub bytes: u64,
     pub key: ObjectKey,
+    /// Provenance: the original's ETag this was made from, and every operation applied.
+    #[serde(default)]
+    pub source_etag: String,
+    #[serde(default)]
+    pub operations: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +153,9 @@ pub struct MediaRecord {
     pub derivatives: Vec<Derivative>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejection: Option<Rejection>,
+    /// Centre for cover crops; the photo's centre when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub focal_point: Option<FocalPoint>,
 }
 
 impl MediaRecord {

@@ -89,6 +89,7 @@ pub async fn create_upload(
         source: None,
         derivatives: Vec::new(),
         rejection: None,
+        focal_point: None,
     };
     metadata.create_media(&record).await?;
     Ok((record, upload))

@@ -4,14 +4,24 @@
 //! before anything expensive (a full decode), and the decoder itself runs under allocation limits
 //! and inside `catch_unwind`, so a hostile file costs a rejection, never the process.
 
+pub mod analysis;
+mod color;
+mod decode;
+mod encode;
 mod error;
 mod exif_meta;
 mod format;
 mod pipeline;
+mod preset;
 
+pub use analysis::Analysis;
 pub use error::ImagingError;
+pub use exif_meta::GpsPosition;
 pub use format::{ImageFormat, sniff};
 pub use pipeline::{Processed, Rendition, StageTimings, process};
+pub use preset::{
+    DEFAULT_PRESETS_JSON, Fit, FocalPoint, OutputFormat, Preset, PresetError, PresetSet, Quality, RenderOptions,
+};
 
 use std::io::Cursor;
 
@@ -32,26 +42,8 @@ impl Default for ImageLimits {
     }
 }
 
-/// One derivative size. Only the width is given so every preset keeps the photo's aspect ratio.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Preset {
-    pub name: String,
-    pub width: u32,
-}
-
-impl Preset {
-    pub fn new(name: impl Into<String>, width: u32) -> Self {
-        Self { name: name.into(), width }
-    }
-}
-
-/// Sizes for list thumbnails, detail views and full-screen viewing.
-pub fn default_presets() -> Vec<Preset> {
-    vec![Preset::new("small", 320), Preset::new("medium", 640), Preset::new("large", 1280)]
-}
-
 /// What the header says about an upload: enough to decide whether to decode it at all.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Probe {
     pub format: ImageFormat,
     /// Dimensions of the pixel data as stored, before EXIF orientation.
@@ -66,6 +58,12 @@ pub struct Probe {
     pub camera_model: Option<String>,
     /// EXIF DateTimeOriginal as `YYYY-MM-DDTHH:MM:SS` (no zone: EXIF does not record one).
     pub captured_at: Option<String>,
+    pub lens: Option<String>,
+    pub artist: Option<String>,
+    pub copyright: Option<String>,
+    /// Where the photo was taken. Private: never copied into a derivative, and callers decide
+    /// whether to keep it at all.
+    pub gps: Option<GpsPosition>,
 }
 
 /// Reads the header only (no pixel decode) and enforces `limits`, so bombs and oversized files
@@ -96,6 +94,10 @@ pub fn probe(bytes: &[u8], limits: &ImageLimits) -> Result<Probe, ImagingError> 
         camera_make: meta.camera_make,
         camera_model: meta.camera_model,
         captured_at: meta.captured_at,
+        lens: meta.lens,
+        artist: meta.artist,
+        copyright: meta.copyright,
+        gps: meta.gps,
     })
 }
 
@@ -107,6 +109,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 type Header = (u32, u32, Option<Vec<u8>>);
 
 fn read_header(bytes: &[u8], format: ImageFormat) -> Result<Header, ImagingError> {
+    if format == ImageFormat::Jpeg {
+        // libjpeg-turbo reads the frame header; EXIF comes from our own walk of the segments.
+        let (width, height) = decode::jpeg_dimensions(bytes)?;
+        return Ok((width, height, decode::JpegMarkers::read(bytes).exif));
+    }
     let mut reader = image::ImageReader::with_format(Cursor::new(bytes), format.to_image());
     // No dimension limits here: our own checks follow, with better messages. The default memory
     // limit stays, for metadata chunks (e.g. a zlib-bombed PNG profile) read with the header.

@@ -1,33 +1,47 @@
-//! Decode once, resize as a cascade, encode JPEG.
+//! Decode once (JPEG: scaled in the DCT domain to just what the largest preset needs), resize as
+//! a cascade, convert colour and orient small images rather than the source, encode.
 
 use std::fmt;
-use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use fast_image_resize as fr;
-use image::codecs::jpeg::JpegEncoder;
-use image::metadata::Orientation;
-use image::{DynamicImage, ExtendedColorType, ImageDecoder, ImageReader, RgbImage};
 use tracing::debug;
 
-use crate::{ImageFormat, ImageLimits, ImagingError, Preset, Probe, probe};
+use crate::analysis::{self, Analysis};
+use crate::color::ColorConversion;
+use crate::decode::{self, Channels, Decoded, Pixels};
+use crate::encode::Encoders;
+use crate::preset::hex_colour;
+use crate::{
+    Fit, FocalPoint, ImageFormat, ImageLimits, ImagingError, OutputFormat, Preset, PresetSet, Probe, RenderOptions,
+};
 
-/// JPEG quality of every rendition: visually clean for photos at about a tenth of the size of q95.
-const JPEG_QUALITY: u8 = 80;
-/// Largest bytes-per-pixel a decoder may produce from an accepted format (16-bit RGBA PNG).
-const MAX_BYTES_PER_PIXEL: u64 = 8;
-/// Decoder working memory beyond the output buffer (row buffers, tables, a JPEG's copy of input).
-const DECODER_SLACK: u64 = 64 * 1024 * 1024;
+/// Longest side of the image handed to [`analysis::analyze`] (which takes at most 100x100).
+const ANALYSIS_SIDE: u32 = 100;
+/// A smaller rendition is resized from a larger one (instead of the decoded source) when that is
+/// at least this many times its size: indistinguishable, and far cheaper.
+const CASCADE_RATIO: f64 = 2.0;
+const FILTER: fr::FilterType = fr::FilterType::Lanczos3;
+const FILTER_NAME: &str = "lanczos3";
+/// Encoding is most of the work and renditions are independent: one thread per core, up to this.
+const MAX_ENCODE_THREADS: usize = 4;
 
 /// One derivative, ready to store.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Rendition {
     pub preset: String,
-    pub format: ImageFormat,
+    pub preset_version: u32,
+    pub format: OutputFormat,
     pub width: u32,
     pub height: u32,
     pub bytes: Vec<u8>,
+    /// What was done, in order, e.g. `["decode:jpeg:scale=3/8", "resize:lanczos3:2261x1272->2048x1152",
+    /// "encode:jpeg:q80:420:progressive:optimized"]`.
+    pub operations: Vec<String>,
 }
 
 /// By hand so a logged rendition shows its size, not megabytes of numbers.
@@ -35,10 +49,12 @@ impl fmt::Debug for Rendition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Rendition")
             .field("preset", &self.preset)
+            .field("preset_version", &self.preset_version)
             .field("format", &self.format)
             .field("width", &self.width)
             .field("height", &self.height)
             .field("bytes", &format_args!("<{} bytes>", self.bytes.len()))
+            .field("operations", &self.operations)
             .finish()
     }
 }
@@ -46,84 +62,163 @@ impl fmt::Debug for Rendition {
 /// Wall time per stage, for logs and for sizing the function's memory/CPU.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StageTimings {
-    /// Full decode plus conversion to 8-bit RGB.
+    /// Header checks and the (scaled) decode.
     pub decode: Duration,
-    /// All resizes plus orientation and colour conversion of the (small) results.
+    /// All resizes, crops, colour conversion and orientation.
     pub resize: Duration,
-    /// JPEG encoding of all renditions.
+    /// Encoding of all renditions.
     pub encode: Duration,
+    /// The analysis hook (placeholder, dominant colour, perceptual hash).
+    pub analysis: Duration,
 }
 
 #[derive(Debug, Clone)]
 pub struct Processed {
     pub probe: Probe,
-    /// In the order of the presets given.
+    /// Presets in the set's order, each preset's formats in its order.
     pub renditions: Vec<Rendition>,
+    pub analysis: Analysis,
     pub timings: StageTimings,
 }
 
-/// Validates an upload and renders one JPEG per preset.
+/// A rectangle in some image's pixel coordinates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Rect {
+    x: f64,
+    y: f64,
+    w: f64,
+    h: f64,
+}
+
+impl Rect {
+    fn full(w: u32, h: u32) -> Self {
+        Self { x: 0.0, y: 0.0, w: f64::from(w), h: f64::from(h) }
+    }
+
+    fn scaled(self, sx: f64, sy: f64) -> Self {
+        Self { x: self.x * sx, y: self.y * sy, w: self.w * sx, h: self.h * sy }
+    }
+
+    /// The same area in stored coordinates, for a display-space rect of an image stored
+    /// `stored_w`x`stored_h` with EXIF `orientation`.
+    fn to_stored(self, orientation: u16, stored_w: f64, stored_h: f64) -> Self {
+        let Self { x, y, w, h } = self;
+        let (sw, sh) = (stored_w, stored_h);
+        match orientation {
+            2 => Self { x: sw - (x + w), y, w, h },
+            3 => Self { x: sw - (x + w), y: sh - (y + h), w, h },
+            4 => Self { x, y: sh - (y + h), w, h },
+            5 => Self { x: y, y: x, w: h, h: w },
+            6 => Self { x: y, y: sh - (x + w), w: h, h: w },
+            7 => Self { x: sw - (y + h), y: sh - (x + w), w: h, h: w },
+            8 => Self { x: sw - (y + h), y: x, w: h, h: w },
+            _ => self,
+        }
+    }
+}
+
+/// One image to produce: a preset's pixels, or the analysis thumbnail.
+struct Job<'a> {
+    preset: Option<&'a Preset>,
+    /// Output size, display orientation.
+    out: (u32, u32),
+    /// The part of the displayed photo it shows, in full-resolution display pixels.
+    region: Rect,
+    /// For cover crops, the focal point (for provenance).
+    focal: Option<FocalPoint>,
+}
+
+impl Job<'_> {
+    fn full_frame(&self) -> bool {
+        self.focal.is_none()
+    }
+}
+
+/// Where a job's pixels come from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum From {
+    Source,
+    /// Resized from the (larger, full-frame) output of another job.
+    Job(usize),
+    /// Exactly the output of another job.
+    Same(usize),
+}
+
+/// Validates an upload and renders every preset of `presets` (or only those named in `only`) in
+/// each of its formats, plus the analysis.
 ///
-/// Limits are checked from the header before anything is decoded; renditions are fresh
-/// encodes of pixels only, so no EXIF (GPS, serial numbers) survives into them.
-pub fn process(bytes: &[u8], limits: &ImageLimits, presets: &[Preset]) -> Result<Processed, ImagingError> {
-    let probe = probe(bytes, limits)?;
+/// Limits are checked from the header before anything is decoded; renditions are fresh encodes of
+/// pixels only, so no EXIF (GPS, serial numbers) survives into them.
+pub fn process(
+    bytes: &[u8],
+    limits: &ImageLimits,
+    presets: &PresetSet,
+    only: Option<&[&str]>,
+    options: &RenderOptions,
+) -> Result<Processed, ImagingError> {
+    let started = Instant::now();
+    let probe = crate::probe(bytes, limits)?;
     if probe.format == ImageFormat::Jpeg && !jpeg_has_end(bytes) {
-        // The JPEG decoder pads a truncated scan with grey rather than failing, so check here.
+        // Decoders pad a truncated scan with grey rather than failing, so check here.
         return Err(ImagingError::CorruptImage {
             format: Some(ImageFormat::Jpeg),
             detail: "the file ends before the end-of-image marker; it is probably truncated".into(),
         });
     }
+    let selected: Vec<&Preset> =
+        presets.presets.iter().filter(|p| only.is_none_or(|names| names.contains(&p.name.as_str()))).collect();
+    let focal = options.focal_point.unwrap_or_default().clamped();
+    let jobs = plan(&selected, probe.width, probe.height, focal);
+    let sources = cascade(&jobs, probe.width, probe.height);
 
-    let started = Instant::now();
-    let (source, icc) = contain("decoding", || decode_rgb8(bytes, probe.format, limits))??;
-    if source.dimensions() != (probe.stored_width, probe.stored_height) {
-        return Err(ImagingError::CorruptImage {
-            format: Some(probe.format),
-            detail: format!(
-                "the header says {}x{} but {}x{} pixels were decoded",
-                probe.stored_width,
-                probe.stored_height,
-                source.width(),
-                source.height()
-            ),
-        });
-    }
-    let decode = started.elapsed();
+    let decoded = contain("decoding", || decode_source(bytes, &probe, limits, &jobs))??;
+    let decode_time = started.elapsed();
 
-    let started = Instant::now();
-    let resized = contain("resizing", || {
-        let mut resized = resize_all(&source, &probe, presets)?;
-        if let Some(icc) = &icc {
-            to_srgb(icc, &mut resized);
-        }
-        Ok::<_, ImagingError>(resized)
-    })??;
-    drop(source);
-    let resize = started.elapsed();
+    let rendered = contain("rendering", || render_and_encode(decoded, &probe, &jobs, &sources, presets.background))??;
+    let Rendered { renditions, analysis, resize: resize_time, encode: encode_time, analysis_time } = rendered;
 
-    let started = Instant::now();
-    let renditions = contain("encoding", || {
-        presets
-            .iter()
-            .zip(resized)
-            .map(|(preset, img)| {
-                Ok(Rendition {
-                    preset: preset.name.clone(),
-                    format: ImageFormat::Jpeg,
-                    width: img.width(),
-                    height: img.height(),
-                    bytes: encode_jpeg(&img)?,
-                })
-            })
-            .collect::<Result<Vec<_>, ImagingError>>()
-    })??;
-    let encode = started.elapsed();
-
-    let timings = StageTimings { decode, resize, encode };
+    let timings =
+        StageTimings { decode: decode_time, resize: resize_time, encode: encode_time, analysis: analysis_time };
     debug!(?timings, width = probe.width, height = probe.height, "image processed");
-    Ok(Processed { probe, renditions, timings })
+    Ok(Processed { probe, renditions, analysis, timings })
+}
+
+/// A job's display-space sRGB pixels and their provenance, shared by its encodes and the jobs
+/// resized from it.
+type Output = Arc<(Pixels, Vec<String>)>;
+
+/// One encode: a preset's pixels in one format.
+struct EncodeTask<'a> {
+    /// Index into the renditions, in the presets' order.
+    slot: usize,
+    preset: &'a Preset,
+    format: OutputFormat,
+    output: Output,
+}
+
+fn encode_one(encoders: &mut Encoders, task: &EncodeTask<'_>, background: [u8; 3]) -> Result<Rendition, ImagingError> {
+    let (pixels, operations) = &*task.output;
+    let (preset, format) = (task.preset, task.format);
+    let mut operations = operations.clone();
+    let flattened;
+    let input = if format == OutputFormat::Jpeg && pixels.channels == Channels::Rgba {
+        operations.push(format!("flatten:{}", hex_colour(background)));
+        flattened = flatten(pixels.clone(), background);
+        &flattened
+    } else {
+        pixels
+    };
+    let (bytes, op) = encoders.encode(input, format, preset.quality.for_format(format), preset.progressive)?;
+    operations.push(op);
+    Ok(Rendition {
+        preset: preset.name.clone(),
+        preset_version: preset.version,
+        format,
+        width: pixels.width,
+        height: pixels.height,
+        bytes,
+        operations,
+    })
 }
 
 /// Runs codec code so that a panic in it (a bug reachable by crafted input) becomes a rejection.
@@ -138,157 +233,470 @@ pub(crate) fn contain<T>(stage: &str, f: impl FnOnce() -> T) -> Result<T, Imagin
     })
 }
 
-/// The decoded pixels and the embedded ICC profile, if any.
-fn decode_rgb8(
-    bytes: &[u8],
-    format: ImageFormat,
-    limits: &ImageLimits,
-) -> Result<(RgbImage, Option<Vec<u8>>), ImagingError> {
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format.to_image());
-    // Second line of defence behind the header checks in `probe`, in case a decoder disagrees
-    // with itself about the dimensions.
-    let mut decoder_limits = image::Limits::default();
-    decoder_limits.max_image_width = Some(limits.max_side);
-    decoder_limits.max_image_height = Some(limits.max_side);
-    let max_alloc = limits.max_pixels.saturating_mul(MAX_BYTES_PER_PIXEL).saturating_add(DECODER_SLACK);
-    decoder_limits.max_alloc = Some(max_alloc);
-    reader.limits(decoder_limits);
-    let image_err = |e| ImagingError::from_image(format, e);
-    let mut decoder = reader.into_decoder().map_err(image_err)?;
-    let output_bytes = decoder.total_bytes();
-    if output_bytes > max_alloc {
-        return Err(ImagingError::CorruptImage {
-            format: Some(format),
-            detail: format!("decoding would need {output_bytes} bytes, over the limit of {max_alloc}"),
-        });
-    }
-    // A broken profile only costs colour accuracy, not the upload.
-    let icc = decoder.icc_profile().ok().flatten();
-    let image = DynamicImage::from_decoder(decoder).map_err(image_err)?;
-    Ok((into_rgb8_on_white(image), icc))
-}
-
-/// JPEG has no alpha; transparent areas become white, which is what a page background shows.
-fn into_rgb8_on_white(image: DynamicImage) -> RgbImage {
-    if !image.color().has_alpha() {
-        return image.into_rgb8();
-    }
-    let rgba = image.into_rgba8();
-    let (width, height) = rgba.dimensions();
-    let mut rgb = Vec::with_capacity(width as usize * height as usize * 3);
-    for px in rgba.as_raw().chunks_exact(4) {
-        let alpha = u32::from(px[3]);
-        for &c in &px[..3] {
-            // c*a + 255*(1-a), rounded, in 0..=255.
-            rgb.push(((u32::from(c) * alpha + 255 * (255 - alpha) + 127) / 255) as u8);
-        }
-    }
-    RgbImage::from_raw(width, height, rgb).expect("buffer sized for the image")
-}
-
-/// Display-space size of a preset: fit the width, keep the aspect ratio, never upscale.
-fn target_size(preset_width: u32, display_width: u32, display_height: u32) -> (u32, u32) {
-    let width = preset_width.clamp(1, display_width);
-    let height =
-        (u64::from(display_height) * u64::from(width) + u64::from(display_width) / 2) / u64::from(display_width);
-    (width, (height as u32).max(1))
-}
-
-/// Resizes in stored orientation and orients the small results, which is much cheaper than
-/// rotating the full-size source. Returns one image per preset, in the presets' order.
-///
-/// Cascade: the largest preset comes from the source; each smaller one from the previous
-/// rendition when that is at least twice its width (quality is indistinguishable at these
-/// ratios, and filtering a 1280px image is far cheaper than a 20 MP one).
-fn resize_all(source: &RgbImage, probe: &Probe, presets: &[Preset]) -> Result<Vec<RgbImage>, ImagingError> {
-    let transposed = probe.orientation >= 5;
-    let mut order: Vec<usize> = (0..presets.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(presets[i].width));
-
-    let mut resizer = fr::Resizer::new();
-    let options = fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3));
-    let mut done: Vec<Option<RgbImage>> = vec![None; presets.len()];
-    let mut previous: Option<(usize, u32)> = None; // (preset index, display width)
-    for i in order {
-        let (width, height) = target_size(presets[i].width, probe.width, probe.height);
-        let (stored_w, stored_h) = if transposed { (height, width) } else { (width, height) };
-        let from = match previous {
-            Some((p, prev_width)) if prev_width >= width.saturating_mul(2) => {
-                done[p].as_ref().expect("previous rendition kept")
+/// The jobs for `presets` on a photo displayed `width`x`height`, in the presets' order, then the
+/// analysis thumbnail last.
+fn plan<'a>(presets: &[&'a Preset], width: u32, height: u32, focal: FocalPoint) -> Vec<Job<'a>> {
+    let full = Rect::full(width, height);
+    let mut jobs: Vec<Job<'a>> = presets
+        .iter()
+        .map(|&p| match p.fit {
+            Fit::Width { width: w } => {
+                Job { preset: Some(p), out: fit_width(w, width, height), region: full, focal: None }
             }
-            _ => source,
-        };
-        let resized = if from.dimensions() == (stored_w, stored_h) {
-            from.clone()
-        } else {
-            resize(&mut resizer, &options, from, stored_w, stored_h)?
-        };
-        done[i] = Some(resized);
-        previous = Some((i, width));
-    }
-
-    let orientation = Orientation::from_exif(probe.orientation as u8).unwrap_or(Orientation::NoTransforms);
-    Ok(done
-        .into_iter()
-        .map(|img| {
-            let mut img = DynamicImage::ImageRgb8(img.expect("every preset rendered"));
-            img.apply_orientation(orientation);
-            img.into_rgb8()
+            Fit::Cover { width: w, height: h } => {
+                let (region, out) = cover(w, h, width, height, focal);
+                Job { preset: Some(p), out, region, focal: Some(focal) }
+            }
         })
-        .collect())
-}
-
-fn resize(
-    resizer: &mut fr::Resizer,
-    options: &fr::ResizeOptions,
-    from: &RgbImage,
-    width: u32,
-    height: u32,
-) -> Result<RgbImage, ImagingError> {
-    let internal =
-        |e: &dyn fmt::Display| ImagingError::CorruptImage { format: None, detail: format!("resize failed: {e}") };
-    let src = fr::images::ImageRef::new(from.width(), from.height(), from.as_raw(), fr::PixelType::U8x3)
-        .map_err(|e| internal(&e))?;
-    let mut dst = fr::images::Image::new(width, height, fr::PixelType::U8x3);
-    resizer.resize(&src, &mut dst, options).map_err(|e| internal(&e))?;
-    Ok(RgbImage::from_raw(width, height, dst.into_vec()).expect("buffer sized for the image"))
-}
-
-/// Converts RGB renditions to sRGB, the colour space browsers assume for untagged JPEGs (and
-/// ours are untagged). Without this, Adobe RGB and Display P3 photos (most phones) look dull.
-///
-/// Done on the renditions, not the source: a few hundred thousand pixels instead of millions.
-/// Profiles that are not RGB (grey; CMYK, which the decoder has already converted naively) or
-/// that cannot be parsed leave the pixels as they are.
-fn to_srgb(icc: &[u8], images: &mut [RgbImage]) {
-    use moxcms::{ColorProfile, DataColorSpace, Layout, TransformOptions};
-    let Ok(profile) = ColorProfile::new_from_slice(icc) else {
-        debug!("unreadable ICC profile ignored");
-        return;
+        .collect();
+    let out = if width >= height {
+        fit_width(ANALYSIS_SIDE, width, height)
+    } else {
+        let (h, w) = fit_width(ANALYSIS_SIDE, height, width);
+        (w, h)
     };
-    if profile.color_space != DataColorSpace::Rgb {
-        return;
+    jobs.push(Job { preset: None, out, region: full, focal: None });
+    jobs
+}
+
+/// Fit the width, keep the aspect ratio, never upscale.
+fn fit_width(preset_width: u32, width: u32, height: u32) -> (u32, u32) {
+    let w = preset_width.clamp(1, width);
+    let h = (u64::from(height) * u64::from(w) + u64::from(width) / 2) / u64::from(width);
+    (w, (h as u32).max(1))
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// The crop (in display pixels) and output size of a `pw`x`ph` cover preset: the largest region of
+/// the preset's aspect ratio, centred on `focal` as far as the edges allow. From a photo too
+/// small for the preset, the largest exact-aspect size it holds, cut 1:1.
+fn cover(pw: u32, ph: u32, width: u32, height: u32, focal: FocalPoint) -> (Rect, (u32, u32)) {
+    let (w, h) = (f64::from(width), f64::from(height));
+    let aspect = f64::from(pw) / f64::from(ph);
+    let (mut cw, mut ch) = if w / h > aspect { (h * aspect, h) } else { (w, w / aspect) };
+    let g = gcd(pw, ph);
+    let (a, b) = (pw / g, ph / g);
+    let k = (cw / f64::from(a) + 1e-9).floor().min((ch / f64::from(b) + 1e-9).floor()) as u32;
+    let out = if k >= g {
+        (pw, ph)
+    } else if k >= 1 {
+        // Not enough pixels for the full size: cut exactly the output size, no resampling.
+        cw = f64::from(a * k);
+        ch = f64::from(b * k);
+        (a * k, b * k)
+    } else {
+        // Even one aspect unit does not fit (a sliver of a photo): the nearest size there is.
+        let out = ((cw.floor() as u32).max(1), (ch.floor() as u32).max(1));
+        (cw, ch) = (f64::from(out.0).min(w), f64::from(out.1).min(h));
+        out
+    };
+    let x = (f64::from(focal.x) * w - cw / 2.0).clamp(0.0, w - cw);
+    let y = (f64::from(focal.y) * h - ch / 2.0).clamp(0.0, h - ch);
+    let (x, y) = if k < g { (x.round(), y.round()) } else { (x, y) };
+    (Rect { x, y, w: cw, h: ch }, out)
+}
+
+/// Picks each job's source: the smallest earlier full-frame output at least [`CASCADE_RATIO`]
+/// times its size, else the decoded source. Jobs run largest first.
+fn cascade(jobs: &[Job<'_>], width: u32, height: u32) -> Vec<(usize, From)> {
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(u64::from(jobs[i].out.0) * u64::from(jobs[i].out.1)));
+    let mut done: Vec<usize> = Vec::new();
+    let mut plan = Vec::with_capacity(jobs.len());
+    for i in order {
+        let job = &jobs[i];
+        let same = done.iter().copied().find(|&d| jobs[d].full_frame() && job.full_frame() && jobs[d].out == job.out);
+        let from = if let Some(d) = same {
+            From::Same(d)
+        } else {
+            done.iter()
+                .copied()
+                .filter(|&d| jobs[d].full_frame())
+                .filter(|&d| {
+                    let (dw, dh) = jobs[d].out;
+                    let rw = job.region.w * f64::from(dw) / f64::from(width);
+                    let rh = job.region.h * f64::from(dh) / f64::from(height);
+                    rw + 1e-6 >= CASCADE_RATIO * f64::from(job.out.0)
+                        && rh + 1e-6 >= CASCADE_RATIO * f64::from(job.out.1)
+                })
+                .min_by_key(|&d| u64::from(jobs[d].out.0) * u64::from(jobs[d].out.1))
+                .map_or(From::Source, From::Job)
+        };
+        plan.push((i, from));
+        done.push(i);
     }
-    let srgb = ColorProfile::new_srgb();
-    let Ok(transform) = profile.create_transform_8bit(Layout::Rgb, &srgb, Layout::Rgb, TransformOptions::default())
-    else {
-        debug!("ICC profile without a usable RGB transform ignored");
-        return;
+    plan
+}
+
+/// Decodes once, as small as every job that is rendered from the source allows.
+fn decode_source(bytes: &[u8], probe: &Probe, limits: &ImageLimits, jobs: &[Job<'_>]) -> Result<Decoded, ImagingError> {
+    let (stored_w, stored_h) = (probe.stored_width, probe.stored_height);
+    let decoded = match probe.format {
+        ImageFormat::Jpeg => {
+            let transposed = probe.orientation >= 5;
+            // Enough when no job would be upscaled from the decoded image.
+            let enough = |sw: u32, sh: u32| {
+                let (dw, dh) = if transposed { (sh, sw) } else { (sw, sh) };
+                let (fx, fy) = (f64::from(dw) / f64::from(probe.width), f64::from(dh) / f64::from(probe.height));
+                jobs.iter().all(|j| {
+                    j.region.w * fx + 1e-6 >= f64::from(j.out.0) && j.region.h * fy + 1e-6 >= f64::from(j.out.1)
+                })
+            };
+            let scale = decode::pick_jpeg_scale(stored_w, stored_h, enough);
+            let decoded = decode::decode_jpeg(bytes, scale)?;
+            let expected = (decode::scaled_dim(stored_w, scale), decode::scaled_dim(stored_h, scale));
+            check_decoded_size(probe.format, &decoded, expected)?;
+            decoded
+        }
+        ImageFormat::Png | ImageFormat::Webp => {
+            let decoded = decode::decode_other(bytes, probe.format, limits)?;
+            check_decoded_size(probe.format, &decoded, (stored_w, stored_h))?;
+            decoded
+        }
     };
-    for image in images {
-        let mut out = vec![0; image.as_raw().len()];
-        if transform.transform(image.as_raw(), &mut out).is_ok() {
-            *image = RgbImage::from_raw(image.width(), image.height(), out).expect("same size");
+    Ok(decoded)
+}
+
+fn check_decoded_size(format: ImageFormat, decoded: &Decoded, expected: (u32, u32)) -> Result<(), ImagingError> {
+    if decoded.pixels.dims() == expected {
+        return Ok(());
+    }
+    let (w, h) = decoded.pixels.dims();
+    Err(ImagingError::CorruptImage {
+        format: Some(format),
+        detail: format!("the header promises {}x{} pixels but {w}x{h} were decoded", expected.0, expected.1),
+    })
+}
+
+/// The decoded pixels with what still has to happen to them to be sRGB and upright.
+struct Source {
+    pixels: Pixels,
+    orientation: u16,
+    color: ColorConversion,
+    operations: Vec<String>,
+}
+
+impl Source {
+    /// sRGB, oriented, and the provenance of both.
+    fn finish(&self, px: Pixels, ops: &mut Vec<String>) -> Pixels {
+        let px = self.color.apply(px);
+        ops.extend(self.color.operation.clone());
+        if (2..=8).contains(&self.orientation) {
+            ops.push(format!("orient:{}", self.orientation));
+            orient(&px, self.orientation)
+        } else {
+            px
         }
     }
 }
 
-fn encode_jpeg(img: &RgbImage) -> Result<Vec<u8>, ImagingError> {
-    let mut out = Vec::with_capacity(img.as_raw().len() / 8);
-    JpegEncoder::new_with_quality(&mut out, JPEG_QUALITY)
-        .encode(img.as_raw(), img.width(), img.height(), ExtendedColorType::Rgb8)
-        .map_err(|e| ImagingError::CorruptImage { format: None, detail: format!("JPEG encoding failed: {e}") })?;
-    Ok(out)
+struct Rendered {
+    renditions: Vec<Rendition>,
+    analysis: Analysis,
+    resize: Duration,
+    encode: Duration,
+    analysis_time: Duration,
+}
+
+/// Runs the cascade, then encodes on every core (up to [`MAX_ENCODE_THREADS`]). Memory stays
+/// bounded: the decoded source is freed once the last job resized from it is done, and each
+/// rendition's pixels once encoded and no later job resizes from them.
+fn render_and_encode(
+    decoded: Decoded,
+    probe: &Probe,
+    jobs: &[Job<'_>],
+    plan: &[(usize, From)],
+    background: [u8; 3],
+) -> Result<Rendered, ImagingError> {
+    // Slots for the renditions in the presets' order, each preset's formats in its order.
+    let mut slots = Vec::with_capacity(jobs.len());
+    let mut first_slot = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        first_slot.push(slots.len());
+        slots.extend(job.preset.iter().flat_map(|p| p.formats.iter().map(|_| ())));
+    }
+    let results: Vec<Mutex<Option<Result<Rendition, ImagingError>>>> = slots.iter().map(|_| Mutex::new(None)).collect();
+    let encode_nanos = AtomicU64::new(0);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = cores.clamp(1, MAX_ENCODE_THREADS).min(slots.len());
+
+    let encode = |encoders: &mut Encoders, task: EncodeTask<'_>| {
+        let started = Instant::now();
+        let slot = task.slot;
+        let result = encode_one(encoders, &task, background);
+        drop(task); // frees the pixels if this was their last use
+        encode_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        *results[slot].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+    };
+
+    let ((analysis, analysis_time), resize) = if workers <= 1 {
+        let mut encoders = Encoders::new();
+        render_jobs(decoded, probe, jobs, plan, &first_slot, background, |task| {
+            encode(&mut encoders, task);
+            true
+        })?
+    } else {
+        // Render everything first (the decoded source is freed as soon as the last job that
+        // needs it is done), then encode on all cores, largest first, freeing each rendition's
+        // pixels with its last encode. Overlapping the two would keep the source alive longer.
+        let mut tasks = Vec::new();
+        let rendered = render_jobs(decoded, probe, jobs, plan, &first_slot, background, |task| {
+            tasks.push(task);
+            true
+        })?;
+        tasks.sort_by_key(|t| std::cmp::Reverse(u64::from(t.output.0.width) * u64::from(t.output.0.height)));
+        let queue = Mutex::new(tasks.into_iter());
+        let (queue, encode) = (&queue, &encode);
+        std::thread::scope(|scope| {
+            for _ in 1..workers {
+                scope.spawn(move || {
+                    let mut encoders = Encoders::new();
+                    loop {
+                        // A statement of its own, so the lock is not held while encoding.
+                        let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                        let Some(task) = next else { break };
+                        encode(&mut encoders, task);
+                    }
+                });
+            }
+            let mut encoders = Encoders::new();
+            loop {
+                let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                let Some(task) = next else { break };
+                encode(&mut encoders, task);
+            }
+        });
+        rendered
+    };
+    let mut renditions = Vec::with_capacity(results.len());
+    for r in results {
+        let r = r.into_inner().unwrap_or_else(|e| e.into_inner());
+        renditions.push(r.ok_or_else(|| ImagingError::from_panic("an encoder thread stopped"))??);
+    }
+    Ok(Rendered {
+        renditions,
+        analysis,
+        resize,
+        encode: Duration::from_nanos(encode_nanos.into_inner()),
+        analysis_time,
+    })
+}
+
+type RenderResult = ((Analysis, Duration), Duration);
+
+/// The cascade itself: renders every job in `plan` order and hands each preset's renditions to
+/// `submit` (false: the encoders are gone). Returns the analysis, and the time spent resizing
+/// and analysing.
+fn render_jobs<'a>(
+    decoded: Decoded,
+    probe: &Probe,
+    jobs: &[Job<'a>],
+    plan: &[(usize, From)],
+    first_slot: &[usize],
+    background: [u8; 3],
+    mut submit: impl FnMut(EncodeTask<'a>) -> bool,
+) -> Result<RenderResult, ImagingError> {
+    let started = Instant::now();
+    let mut paused = Duration::ZERO;
+    let Decoded { pixels, icc, inverted_cmyk, operation } = decoded;
+    let color = ColorConversion::new(pixels.channels, icc.as_deref(), inverted_cmyk);
+    let mut source = Some(Source { pixels, orientation: probe.orientation, color, operations: vec![operation] });
+    let src = source.as_mut().expect("just set");
+
+    // Converting colour and orientation on the renditions is cheaper than on the source, unless
+    // the renditions made from the source add up to more pixels than it has.
+    let needs_finish = !src.color.is_identity() || (2..=8).contains(&src.orientation);
+    let from_source: u64 = plan
+        .iter()
+        .filter(|(_, f)| *f == From::Source)
+        .map(|&(i, _)| u64::from(jobs[i].out.0) * u64::from(jobs[i].out.1))
+        .sum();
+    let source_pixels = u64::from(src.pixels.width) * u64::from(src.pixels.height);
+    if needs_finish && from_source > source_pixels {
+        let px = std::mem::replace(&mut src.pixels, Pixels::new(0, 0, Channels::Rgb, Vec::new()));
+        let mut ops = std::mem::take(&mut src.operations);
+        src.pixels = src.finish(px, &mut ops);
+        src.operations = ops;
+        src.color = ColorConversion::identity();
+        src.orientation = 1;
+    }
+
+    // How many later jobs still resize from each job's output, and from the source.
+    let mut uses = vec![0usize; jobs.len()];
+    let mut source_uses = 0;
+    for (_, from) in plan {
+        match from {
+            From::Job(d) | From::Same(d) => uses[*d] += 1,
+            From::Source => source_uses += 1,
+        }
+    }
+    let mut kept: Vec<Option<Output>> = (0..jobs.len()).map(|_| None).collect();
+    let mut resizer = fr::Resizer::new();
+    let mut analysis = None;
+    for &(i, from) in plan {
+        let job = &jobs[i];
+        let output: Output = match from {
+            From::Same(d) => kept[d].clone().expect("rendered before"),
+            From::Job(d) => {
+                let parent = kept[d].as_ref().expect("rendered before");
+                let (px, ops) = &**parent;
+                let region = job.region.scaled(
+                    f64::from(px.width) / f64::from(probe.width),
+                    f64::from(px.height) / f64::from(probe.height),
+                );
+                let mut ops = ops.clone();
+                let px = crop_resize(&mut resizer, px, region, job.out, job.focal.map(|f| (f, job.region)), &mut ops)?;
+                Arc::new((px, ops))
+            }
+            From::Source => {
+                let src = source.as_ref().expect("the source is kept while jobs need it");
+                let px = &src.pixels;
+                let transposed = src.orientation >= 5;
+                let (dw, dh) = if transposed { (px.height, px.width) } else { (px.width, px.height) };
+                let region = job
+                    .region
+                    .scaled(f64::from(dw) / f64::from(probe.width), f64::from(dh) / f64::from(probe.height))
+                    .to_stored(src.orientation, f64::from(px.width), f64::from(px.height));
+                let out = if transposed { (job.out.1, job.out.0) } else { job.out };
+                let mut ops = src.operations.clone();
+                let resized = crop_resize(&mut resizer, px, region, out, job.focal.map(|f| (f, job.region)), &mut ops)?;
+                let finished = src.finish(resized, &mut ops);
+                Arc::new((finished, ops))
+            }
+        };
+        debug_assert_eq!(output.0.dims(), job.out);
+        match from {
+            From::Source => {
+                source_uses -= 1;
+                if source_uses == 0 {
+                    source = None;
+                }
+            }
+            From::Job(d) | From::Same(d) => {
+                uses[d] -= 1;
+                if uses[d] == 0 {
+                    kept[d] = None;
+                }
+            }
+        }
+        match job.preset {
+            Some(preset) => {
+                let handed_over = Instant::now();
+                for (k, &format) in preset.formats.iter().enumerate() {
+                    let task = EncodeTask { slot: first_slot[i] + k, preset, format, output: output.clone() };
+                    if !submit(task) {
+                        return Err(ImagingError::from_panic("the encoder threads stopped"));
+                    }
+                }
+                paused += handed_over.elapsed();
+            }
+            None => {
+                let started = Instant::now();
+                let thumb = flatten(output.0.clone(), background);
+                analysis = Some((analysis::analyze(&thumb.data, thumb.width, thumb.height), started.elapsed()));
+            }
+        }
+        if uses[i] > 0 {
+            kept[i] = Some(output);
+        }
+    }
+    let (analysis, analysis_time) = analysis.expect("the analysis job is planned");
+    let resize = started.elapsed().saturating_sub(paused).saturating_sub(analysis_time);
+    Ok(((analysis, analysis_time), resize))
+}
+
+fn internal(e: impl fmt::Display) -> ImagingError {
+    ImagingError::CorruptImage { format: None, detail: format!("resize failed: {e}") }
+}
+
+/// Cuts `region` out of `from` and resizes it to `out` (a copy when nothing changes).
+fn crop_resize(
+    resizer: &mut fr::Resizer,
+    from: &Pixels,
+    region: Rect,
+    out: (u32, u32),
+    focal: Option<(FocalPoint, Rect)>,
+    ops: &mut Vec<String>,
+) -> Result<Pixels, ImagingError> {
+    // Scaling between images leaves rounding noise; the resizer wants the box strictly inside.
+    let (fw, fh) = (f64::from(from.width), f64::from(from.height));
+    let (w, h) = (region.w.min(fw), region.h.min(fh));
+    let region = Rect { x: region.x.clamp(0.0, fw - w), y: region.y.clamp(0.0, fh - h), w, h };
+    let near = |a: f64, b: f64| (a - b).abs() < 1e-6;
+    let full = near(region.x, 0.0) && near(region.y, 0.0) && near(region.w, fw) && near(region.h, fh);
+    let (rw, rh) = (region.w.round() as u32, region.h.round() as u32);
+    if let Some((f, full_res)) = focal {
+        // In the original's display pixels, whatever scale the crop was cut at.
+        let (cw, ch) = (full_res.w.round(), full_res.h.round());
+        let (cx, cy) = (full_res.x.round(), full_res.y.round());
+        ops.push(format!("crop:{cw}x{ch}+{cx}+{cy}@{:.2},{:.2}", f.x, f.y));
+    }
+    if full && from.dims() == out {
+        return Ok(from.clone());
+    }
+    let (iw, ih) = if full { from.dims() } else { (rw, rh) };
+    ops.push(format!("resize:{FILTER_NAME}:{iw}x{ih}->{}x{}", out.0, out.1));
+    let pixel_type = match from.channels {
+        Channels::Rgb => fr::PixelType::U8x3,
+        Channels::Rgba | Channels::Cmyk => fr::PixelType::U8x4,
+    };
+    let src = fr::images::ImageRef::new(from.width, from.height, &from.data, pixel_type).map_err(internal)?;
+    let mut dst = fr::images::Image::new(out.0, out.1, pixel_type);
+    let mut options = fr::ResizeOptions::new()
+        .resize_alg(fr::ResizeAlg::Convolution(FILTER))
+        .use_alpha(from.channels == Channels::Rgba);
+    if !full {
+        options = options.crop(region.x, region.y, region.w, region.h);
+    }
+    resizer.resize(&src, &mut dst, &options).map_err(internal)?;
+    Ok(Pixels::new(out.0, out.1, from.channels, dst.into_vec()))
+}
+
+/// Applies EXIF orientation `o` (2..=8) to pixels stored as the file has them.
+fn orient(px: &Pixels, o: u16) -> Pixels {
+    let n = px.channels.count();
+    let (sw, sh) = (px.width as usize, px.height as usize);
+    let (dw, dh) = if o >= 5 { (sh, sw) } else { (sw, sh) };
+    let mut out = vec![0u8; px.data.len()];
+    for dy in 0..dh {
+        let row = &mut out[dy * dw * n..(dy + 1) * dw * n];
+        for (dx, dst) in row.chunks_exact_mut(n).enumerate() {
+            let (sx, sy) = match o {
+                2 => (sw - 1 - dx, dy),
+                3 => (sw - 1 - dx, sh - 1 - dy),
+                4 => (dx, sh - 1 - dy),
+                5 => (dy, dx),
+                6 => (dy, sh - 1 - dx),
+                7 => (sw - 1 - dy, sh - 1 - dx),
+                8 => (sw - 1 - dy, dx),
+                _ => (dx, dy),
+            };
+            let at = (sy * sw + sx) * n;
+            dst.copy_from_slice(&px.data[at..at + n]);
+        }
+    }
+    Pixels::new(dw as u32, dh as u32, px.channels, out)
+}
+
+/// RGBA onto an opaque background (for JPEG, which has no alpha); other pixels unchanged.
+fn flatten(px: Pixels, background: [u8; 3]) -> Pixels {
+    if px.channels != Channels::Rgba {
+        return px;
+    }
+    let rgb = px
+        .data
+        .chunks_exact(4)
+        .flat_map(|p| {
+            let a = u32::from(p[3]);
+            // c*a + bg*(1-a), rounded, in 0..=255.
+            let mix = |c: u8, bg: u8| ((u32::from(c) * a + u32::from(bg) * (255 - a) + 127) / 255) as u8;
+            [mix(p[0], background[0]), mix(p[1], background[1]), mix(p[2], background[2])]
+        })
+        .collect();
+    Pixels::new(px.width, px.height, Channels::Rgb, rgb)
 }
 
 /// Whether the main image's entropy-coded data is followed by an EOI marker (FF D9).
@@ -332,12 +740,53 @@ mod tests {
     use super::*;
 
     #[test]
-    fn target_sizes_fit_width_and_never_upscale() {
-        assert_eq!(target_size(1280, 6028, 3391), (1280, 720));
-        assert_eq!(target_size(1280, 904, 509), (904, 509));
-        assert_eq!(target_size(320, 2056, 3088), (320, 481));
-        assert_eq!(target_size(320, 10_000, 1), (320, 1));
-        assert_eq!(target_size(0, 100, 50), (1, 1));
+    fn width_fit_keeps_aspect_and_never_upscales() {
+        assert_eq!(fit_width(1280, 6028, 3391), (1280, 720));
+        assert_eq!(fit_width(1280, 904, 509), (904, 509));
+        assert_eq!(fit_width(320, 2056, 3088), (320, 481));
+        assert_eq!(fit_width(320, 10_000, 1), (320, 1));
+        assert_eq!(fit_width(0, 100, 50), (1, 1));
+    }
+
+    #[test]
+    fn cover_crops_keep_the_exact_aspect() {
+        let centre = FocalPoint::default();
+        let (r, out) = cover(600, 600, 6028, 3391, centre);
+        assert_eq!(out, (600, 600));
+        assert_eq!((r.w, r.h), (3391.0, 3391.0));
+        assert!((r.x - (6028.0 - 3391.0) / 2.0).abs() < 1e-9);
+        // Too small for 900x1200: the largest 3:4 it holds, cut 1:1.
+        let (r, out) = cover(900, 1200, 904, 509, centre);
+        assert_eq!(out, (381, 508));
+        assert_eq!((r.w, r.h), (381.0, 508.0));
+        // Focal point at the left edge: the crop starts there.
+        let (r, _) = cover(600, 600, 6028, 3391, FocalPoint { x: 0.0, y: 0.5 });
+        assert_eq!(r.x, 0.0);
+        let (r, _) = cover(600, 600, 6028, 3391, FocalPoint { x: 1.0, y: 0.5 });
+        assert_eq!(r.x, 6028.0 - 3391.0);
+    }
+
+    #[test]
+    fn display_rects_map_back_to_stored_ones() {
+        // A 4x2 stored image shown with orientation 6 is 2x4; its top row of display pixels
+        // (x 0..2, y 0..1) is stored as the left column (x 0..1, y 0..2).
+        let r = Rect { x: 0.0, y: 0.0, w: 2.0, h: 1.0 };
+        assert_eq!(r.to_stored(6, 4.0, 2.0), Rect { x: 0.0, y: 0.0, w: 1.0, h: 2.0 });
+        assert_eq!(r.to_stored(8, 4.0, 2.0), Rect { x: 3.0, y: 0.0, w: 1.0, h: 2.0 });
+        assert_eq!(r.to_stored(3, 2.0, 4.0), Rect { x: 0.0, y: 3.0, w: 2.0, h: 1.0 });
+        // Check every orientation against `orient` pixel by pixel.
+        let stored = Pixels::new(3, 2, Channels::Rgb, (0..18).collect());
+        for o in 1..=8u16 {
+            let shown = if o == 1 { stored.clone() } else { orient(&stored, o) };
+            for dy in 0..shown.height {
+                for dx in 0..shown.width {
+                    let r = Rect { x: f64::from(dx), y: f64::from(dy), w: 1.0, h: 1.0 }.to_stored(o, 3.0, 2.0);
+                    let at = ((r.y as usize) * 3 + r.x as usize) * 3;
+                    let shown_at = ((dy * shown.width + dx) * 3) as usize;
+                    assert_eq!(stored.data[at], shown.data[shown_at], "orientation {o} at {dx},{dy}");
+                }
+            }
+        }
     }
 
     #[test]
@@ -352,9 +801,9 @@ mod tests {
     }
 
     #[test]
-    fn alpha_is_flattened_onto_white() {
-        let rgba = image::RgbaImage::from_raw(3, 1, vec![0, 0, 0, 0, 0, 0, 0, 255, 100, 0, 0, 128]).unwrap();
-        let rgb = into_rgb8_on_white(DynamicImage::ImageRgba8(rgba));
-        assert_eq!(rgb.as_raw(), &[255, 255, 255, 0, 0, 0, 177, 127, 127]);
+    fn alpha_is_flattened_onto_the_background() {
+        let rgba = Pixels::new(3, 1, Channels::Rgba, vec![0, 0, 0, 0, 0, 0, 0, 255, 100, 0, 0, 128]);
+        assert_eq!(flatten(rgba.clone(), [255, 255, 255]).data, [255, 255, 255, 0, 0, 0, 177, 127, 127]);
+        assert_eq!(flatten(rgba, [0, 0, 0]).data[..3], [0, 0, 0]);
     }
 }

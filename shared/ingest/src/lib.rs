@@ -6,4 +6,4 @@ pub mod notification;
 pub mod processor;
 
 pub use notification::{Notification, ObjectCreated, parse_notification};
-pub use processor::{Outcome, ProcessError, Processor, ProcessorConfig};
+pub use processor::{Outcome, ProcessError, Processor, ProcessorConfig, RegenerateCommand, presets_from_env};

@@ -9,9 +9,11 @@ use futures::StreamExt;
 use phoenix_domain::media::Claim;
 use phoenix_domain::ports::{PutOptions, StoreError};
 use phoenix_domain::{
-    Derivative, Limits, MediaRecord, MediaStatus, MetadataStore, ObjectKey, ObjectStore, Rejection, SourceInfo,
+    Derivative, GpsPosition, Limits, MediaId, MediaRecord, MediaStatus, MetadataStore, ModelId, ObjectKey, ObjectStore,
+    Rejection, SourceInfo,
 };
-use phoenix_imaging::{ImageLimits, ImagingError, Preset, Processed};
+use phoenix_imaging::{FocalPoint, ImageLimits, ImagingError, PresetSet, Processed, RenderOptions, Rendition};
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tracing::{Instrument, info, info_span, warn};
 
@@ -23,14 +25,26 @@ pub const DERIVATIVE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable"
 #[derive(Debug, Clone)]
 pub struct ProcessorConfig {
     pub limits: Limits,
-    pub presets: Vec<Preset>,
+    pub presets: PresetSet,
     /// Records of one batch processed at once; each holds a decoded image in memory.
     pub concurrency: usize,
+    /// Keep the GPS position in (admin-only) metadata. Off by default: models' whereabouts are private.
+    pub keep_gps: bool,
 }
 
 impl Default for ProcessorConfig {
     fn default() -> Self {
-        Self { limits: Limits::default(), presets: phoenix_imaging::default_presets(), concurrency: 2 }
+        Self { limits: Limits::default(), presets: PresetSet::default(), concurrency: 2, keep_gps: false }
+    }
+}
+
+/// The presets from the file named by `PHOENIX_PRESETS_FILE`, else the built-in set.
+pub fn presets_from_env() -> anyhow::Result<PresetSet> {
+    match std::env::var("PHOENIX_PRESETS_FILE") {
+        Ok(path) if !path.trim().is_empty() => {
+            PresetSet::from_file(path.trim()).map_err(|e| anyhow::anyhow!("PHOENIX_PRESETS_FILE {path}: {e}"))
+        }
+        _ => Ok(PresetSet::default()),
     }
 }
 
@@ -47,6 +61,10 @@ pub enum Outcome {
     InFlight,
     /// Not ours to process (not an original, no such record, object gone).
     Ignored(String),
+    /// A regeneration rebuilt these presets.
+    Regenerated(Vec<String>),
+    /// A regeneration found every derivative current: no work done.
+    UpToDate,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +81,18 @@ impl From<StoreError> for ProcessError {
     fn from(e: StoreError) -> Self {
         Self::Transient(e.into())
     }
+}
+
+/// Asks the processor to bring one media's derivatives up to date with the configured presets
+/// (sent to the ingest queue as JSON: `{"action":"regenerate","model_id":…,"media_id":…}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename = "regenerate")]
+pub struct RegenerateCommand {
+    pub model_id: ModelId,
+    pub media_id: MediaId,
+    /// Presets to rebuild even if current (e.g. cover crops after the focal point moved).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub presets: Vec<String>,
 }
 
 pub struct Processor {
@@ -124,6 +154,9 @@ impl Processor {
     /// Handles one message body: an S3 notification with any number of records. Fails (for a
     /// retry) if any record failed transiently; records already done are skipped on the retry.
     pub async fn handle_message(&self, body: &str) -> Result<Vec<Outcome>, ProcessError> {
+        if let Ok(command) = serde_json::from_str::<RegenerateCommand>(body) {
+            return Ok(vec![self.regenerate(&command.model_id, &command.media_id, &command.presets).await?]);
+        }
         let records = match parse_notification(body).map_err(|e| ProcessError::Malformed(e.to_string()))? {
             Notification::Test => return Ok(vec![Outcome::Ignored("s3:TestEvent".into())]),
             Notification::Records(records) => records,
@@ -205,71 +238,26 @@ impl Processor {
         };
         let fetch = started.elapsed();
 
-        let processed = match self.render(bytes.clone()).await {
+        let sha256 = phoenix_imaging::sha256_hex(&bytes);
+        let processed = match self.render(bytes, None, &record).await {
             Ok(p) => p,
             Err(e) => return self.reject(record, e.code(), e.to_string()).await,
         };
 
         let store_started = Instant::now();
-        let sha256 = phoenix_imaging::sha256_hex(&bytes);
-        let mut derivatives = Vec::with_capacity(processed.renditions.len());
-        for rendition in &processed.renditions {
-            let key = ObjectKey::parse(&format!(
-                "derived/{}/{}/{}/{}.{}",
-                record.model_id,
-                record.media_id,
-                &sha256[..16],
-                rendition.preset,
-                rendition.format.extension()
-            ))
-            .map_err(|e| ProcessError::Transient(e.into()))?;
-            let options = PutOptions {
-                content_type: Some(rendition.format.mime().to_owned()),
-                cache_control: Some(DERIVATIVE_CACHE_CONTROL.to_owned()),
-            };
-            let stored = self.objects.put(&key, Bytes::from(rendition.bytes.clone()), options).await?;
-            derivatives.push(Derivative {
-                preset: rendition.preset.clone(),
-                format: rendition.format.as_str().to_owned(),
-                width: rendition.width,
-                height: rendition.height,
-                bytes: stored.size,
-                key,
-            });
-        }
+        let derivatives = self.store_renditions(&record, &sha256, &info.etag, &processed.renditions).await?;
         let store = store_started.elapsed();
 
-        let probe = &processed.probe;
-        let superseded: Vec<ObjectKey> = record
-            .derivatives
-            .iter()
-            .map(|d| d.key.clone())
-            .filter(|k| !derivatives.iter().any(|d| &d.key == k))
-            .collect();
+        let superseded = superseded(&record.derivatives, &derivatives);
         record.status = MediaStatus::PendingReview;
         record.claim = None;
         record.expires_at = None;
         record.rejection = None;
-        record.source = Some(SourceInfo {
-            etag: info.etag.clone(),
-            bytes: info.size,
-            format: probe.format.as_str().to_owned(),
-            width: probe.width,
-            height: probe.height,
-            orientation: probe.orientation,
-            sha256,
-            camera_make: probe.camera_make.clone(),
-            camera_model: probe.camera_model.clone(),
-            captured_at: probe.captured_at.clone(),
-        });
+        record.source = Some(self.source_info(&processed, info.etag.clone(), info.size, sha256));
         record.derivatives = derivatives;
         self.write(&mut record, OffsetDateTime::now_utc()).await?;
-        for key in superseded {
-            if let Err(e) = self.objects.delete(&key).await {
-                warn!(key = %key, error = %e, "could not delete a superseded derivative");
-            }
-        }
-        let t = &processed.timings;
+        self.delete_all(superseded).await;
+        let (t, probe) = (&processed.timings, &processed.probe);
         info!(
             fetch_ms = ms(fetch),
             decode_ms = ms(t.decode),
@@ -280,18 +268,162 @@ impl Processor {
             bytes = info.size,
             width = probe.width,
             height = probe.height,
+            renditions = processed.renditions.len(),
             "processed"
         );
         Ok(Outcome::Processed)
     }
 
-    async fn render(&self, bytes: Bytes) -> Result<Processed, ImagingError> {
+    /// Rebuilds exactly the derivatives whose preset is stale (missing, an older version, other
+    /// formats) or named in `force`, drops those of presets no longer configured, and deletes the
+    /// superseded objects. Up-to-date media cost one read.
+    pub async fn regenerate(
+        &self,
+        model: &ModelId,
+        media: &MediaId,
+        force: &[String],
+    ) -> Result<Outcome, ProcessError> {
+        let mut record = match self.metadata.get_media(model, media).await {
+            Ok(r) => r,
+            Err(StoreError::NotFound) => return Ok(Outcome::Ignored("no such media".into())),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(source) = record.source.clone() else {
+            return Ok(Outcome::Ignored(format!("media is {} with no processed original", record.status.as_str())));
+        };
+        let presets = &self.config.presets;
+        let stale: Vec<String> = presets
+            .presets
+            .iter()
+            .filter(|p| force.contains(&p.name) || !is_current(&record.derivatives, p))
+            .map(|p| p.name.clone())
+            .collect();
+        let unconfigured = record.derivatives.iter().any(|d| presets.get(&d.preset).is_none());
+        if stale.is_empty() && !unconfigured {
+            return Ok(Outcome::UpToDate);
+        }
+        let (info, bytes) = match self.objects.get(&record.original_key, self.config.limits.max_upload_bytes).await {
+            Ok(found) => found,
+            Err(StoreError::NotFound) => return Ok(Outcome::Ignored("the original is gone".into())),
+            Err(e) => return Err(e.into()),
+        };
+        if info.etag != source.etag {
+            // The original changed since it was processed: that is a new upload, not a regeneration.
+            return self.process(record, None).await;
+        }
+        let mut derivatives: Vec<Derivative> = record
+            .derivatives
+            .iter()
+            .filter(|d| presets.get(&d.preset).is_some() && !stale.contains(&d.preset))
+            .cloned()
+            .collect();
+        if !stale.is_empty() {
+            let only: Vec<&str> = stale.iter().map(String::as_str).collect();
+            let processed = self
+                .render(bytes, Some(only.iter().map(|s| s.to_string()).collect()), &record)
+                .await
+                .map_err(|e| ProcessError::Transient(anyhow::anyhow!("the original no longer renders: {e}")))?;
+            derivatives
+                .extend(self.store_renditions(&record, &source.sha256, &info.etag, &processed.renditions).await?);
+        }
+        let superseded = superseded(&record.derivatives, &derivatives);
+        record.derivatives = derivatives;
+        self.write(&mut record, OffsetDateTime::now_utc()).await?;
+        self.delete_all(superseded).await;
+        info!(presets = ?stale, "regenerated");
+        Ok(Outcome::Regenerated(stale))
+    }
+
+    async fn store_renditions(
+        &self,
+        record: &MediaRecord,
+        sha256: &str,
+        etag: &str,
+        renditions: &[Rendition],
+    ) -> Result<Vec<Derivative>, ProcessError> {
+        let mut derivatives = Vec::with_capacity(renditions.len());
+        for rendition in renditions {
+            // Content hash and preset version in the key: new content or a new preset, new key.
+            let key = ObjectKey::parse(&format!(
+                "derived/{}/{}/{}/{}-v{}.{}",
+                record.model_id,
+                record.media_id,
+                &sha256[..16],
+                rendition.preset,
+                rendition.preset_version,
+                rendition.format.extension()
+            ))
+            .map_err(|e| ProcessError::Transient(e.into()))?;
+            let options = PutOptions {
+                content_type: Some(rendition.format.mime().to_owned()),
+                cache_control: Some(DERIVATIVE_CACHE_CONTROL.to_owned()),
+            };
+            let stored = self.objects.put(&key, Bytes::from(rendition.bytes.clone()), options).await?;
+            derivatives.push(Derivative {
+                preset: rendition.preset.clone(),
+                preset_version: rendition.preset_version,
+                format: rendition.format.as_str().to_owned(),
+                width: rendition.width,
+                height: rendition.height,
+                bytes: stored.size,
+                key,
+                source_etag: etag.to_owned(),
+                operations: rendition.operations.clone(),
+            });
+        }
+        Ok(derivatives)
+    }
+
+    fn source_info(&self, processed: &Processed, etag: String, bytes: u64, sha256: String) -> SourceInfo {
+        let (probe, analysis) = (&processed.probe, &processed.analysis);
+        SourceInfo {
+            etag,
+            bytes,
+            format: probe.format.as_str().to_owned(),
+            width: probe.width,
+            height: probe.height,
+            orientation: probe.orientation,
+            sha256,
+            camera_make: probe.camera_make.clone(),
+            camera_model: probe.camera_model.clone(),
+            captured_at: probe.captured_at.clone(),
+            lens: probe.lens.clone(),
+            artist: probe.artist.clone(),
+            copyright: probe.copyright.clone(),
+            gps: probe
+                .gps
+                .filter(|_| self.config.keep_gps)
+                .map(|g| GpsPosition { latitude: g.latitude, longitude: g.longitude }),
+            placeholder: Some(analysis.thumbhash.clone()),
+            dominant_color: Some(analysis.dominant_color.clone()),
+            phash: Some(analysis.phash.clone()),
+        }
+    }
+
+    async fn delete_all(&self, keys: Vec<ObjectKey>) {
+        for key in keys {
+            if let Err(e) = self.objects.delete(&key).await {
+                warn!(key = %key, error = %e, "could not delete a superseded derivative");
+            }
+        }
+    }
+
+    async fn render(
+        &self,
+        bytes: Bytes,
+        only: Option<Vec<String>>,
+        record: &MediaRecord,
+    ) -> Result<Processed, ImagingError> {
         let limits = image_limits(&self.config.limits);
         let presets = self.config.presets.clone();
+        let options = RenderOptions { focal_point: record.focal_point.map(|f| FocalPoint { x: f.x, y: f.y }) };
         // CPU-bound: off the async workers, so one big photo does not stall the others.
-        tokio::task::spawn_blocking(move || phoenix_imaging::process(&bytes, &limits, &presets))
-            .await
-            .unwrap_or_else(|join| Err(ImagingError::from_panic(join.to_string())))
+        tokio::task::spawn_blocking(move || {
+            let only: Option<Vec<&str>> = only.as_ref().map(|names| names.iter().map(String::as_str).collect());
+            phoenix_imaging::process(&bytes, &limits, &presets, only.as_deref(), &options)
+        })
+        .await
+        .unwrap_or_else(|join| Err(ImagingError::from_panic(join.to_string())))
     }
 
     async fn reject(&self, mut record: MediaRecord, code: &str, message: String) -> Result<Outcome, ProcessError> {
@@ -322,6 +454,40 @@ impl Processor {
     }
 }
 
+/// Whether the record holds this preset's current version in exactly its configured formats.
+fn is_current(derivatives: &[Derivative], preset: &phoenix_imaging::Preset) -> bool {
+    let mut made: Vec<&str> = derivatives
+        .iter()
+        .filter(|d| d.preset == preset.name && d.preset_version == preset.version)
+        .map(|d| d.format.as_str())
+        .collect();
+    let mut wanted: Vec<&str> = preset.formats.iter().map(|f| f.as_str()).collect();
+    made.sort_unstable();
+    wanted.sort_unstable();
+    made == wanted
+}
+
+/// Objects of `old` that `new` no longer uses.
+fn superseded(old: &[Derivative], new: &[Derivative]) -> Vec<ObjectKey> {
+    old.iter().map(|d| d.key.clone()).filter(|k| !new.iter().any(|d| &d.key == k)).collect()
+}
+
 fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regenerate_commands_parse() {
+        let body = r#"{"action":"regenerate","model_id":"m1","media_id":"01jd3k6v2q8m3y7x9t0b5n4c2a"}"#;
+        let command: RegenerateCommand = serde_json::from_str(body).unwrap();
+        assert_eq!(command.model_id.as_str(), "m1");
+        assert!(command.presets.is_empty());
+        let forced = r#"{"action":"regenerate","model_id":"m1","media_id":"01jd3k6v2q8m3y7x9t0b5n4c2a","presets":["cover-square"]}"#;
+        assert_eq!(serde_json::from_str::<RegenerateCommand>(forced).unwrap().presets, vec!["cover-square"]);
+        assert!(serde_json::from_str::<RegenerateCommand>(r#"{"action":"other","model_id":"m1"}"#).is_err());
+    }
 }

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use phoenix_domain::media::{Claim, Derivative, SourceInfo};
+use phoenix_domain::media::{Claim, Derivative, FocalPoint, GpsPosition, SourceInfo};
 use phoenix_domain::ports::{MediaQuery, MetadataStore, ObjectStore, PutOptions, Queue, QueueName, StoreError};
 use phoenix_domain::{MediaId, MediaRecord, MediaStatus, ModelId, ObjectKey};
 use time::OffsetDateTime;
@@ -56,6 +56,13 @@ pub fn sample_record(model: &ModelId, media: &MediaId, status: MediaStatus) -> M
             camera_make: Some("Canon".to_owned()),
             camera_model: None,
             captured_at: Some("2024:05:06 07:08:09".to_owned()),
+            lens: Some("EF 85mm f/1.2L".to_owned()),
+            artist: None,
+            copyright: Some("© Agency".to_owned()),
+            gps: Some(GpsPosition { latitude: 48.858_37, longitude: -2.294_48 }),
+            placeholder: Some("1QcSHQRnh493V4dIh4eXh1h4kJUI".to_owned()),
+            dominant_color: Some("#a0b0c0".to_owned()),
+            phash: Some("c3a5e1f00f1e5a3c".to_owned()),
         }),
         derivatives: vec![Derivative {
             preset: "thumb".to_owned(),
@@ -64,8 +71,12 @@ pub fn sample_record(model: &ModelId, media: &MediaId, status: MediaStatus) -> M
             height: 300,
             bytes: 9_876,
             key: ObjectKey::parse(&format!("derived/{model}/{media}/thumb.webp")).expect("valid key"),
+            preset_version: 2,
+            source_etag: "0123456789abcdef0123456789abcdef".to_owned(),
+            operations: vec!["decode:jpeg:scale=1/2".to_owned(), "resize:lanczos3:800x600->400x300".to_owned()],
         }],
         rejection: None,
+        focal_point: Some(FocalPoint { x: 0.25, y: 0.75 }),
     }
 }
 
