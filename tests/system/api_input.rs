@@ -156,3 +156,17 @@ async fn listing_pages_newest_first_and_refuses_bad_parameters() {
         assert_eq!(response.status(), 400, "{query}");
     }
 }
+
+#[tokio::test]
+async fn the_openapi_document_is_served_without_auth_and_matches_the_checked_in_copy() {
+    let app = spawn_app().await;
+    let response = app.client.get(format!("{}/openapi.json", app.url)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let served = response.text().await.unwrap();
+    let checked_in = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json")).unwrap();
+    assert_eq!(served, checked_in);
+    let doc: Value = serde_json::from_str(&served).unwrap();
+    for path in ["/v1/models/{model_id}/media/uploads", "/v1/models/{model_id}/media/{media_id}", "/v1/health"] {
+        assert!(doc["paths"][path].is_object(), "{path} missing from the document");
+    }
+}

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_s3::types::{
     Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter, QueueConfiguration,
     S3KeyFilter,
@@ -172,14 +171,7 @@ async fn upload_flow_on_the_aws_adapters() {
             queue.receive(&QueueName::INGEST, 10, Duration::from_secs(60), Duration::from_secs(1)).await.unwrap(),
         );
     }
-    let mut event = SqsEvent::default();
-    for m in &messages {
-        let mut record = SqsMessage::default();
-        record.message_id = Some(m.message_id.clone());
-        record.receipt_handle = Some(m.receipt.clone());
-        record.body = Some(m.body.clone());
-        event.records.push(record);
-    }
+    let event = phoenix_ingest::sqs_event(&messages);
     let response = processor.handle_batch(event.clone()).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     for m in &messages {

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use phoenix_domain::{Queue, QueueName};
 use phoenix_ingest::Processor;
 use tokio::sync::watch;
@@ -36,17 +35,7 @@ pub async fn drain(
         if messages.is_empty() {
             continue;
         }
-        let mut event = SqsEvent::default();
-        for m in &messages {
-            let mut record = SqsMessage::default();
-            record.message_id = Some(m.message_id.clone());
-            record.receipt_handle = Some(m.receipt.clone());
-            record.body = Some(m.body.clone());
-            record.attributes.insert("ApproximateReceiveCount".into(), m.receive_count.to_string());
-            record.event_source = Some("aws:sqs".into());
-            event.records.push(record);
-        }
-        let response = processor.handle_batch(event).await;
+        let response = processor.handle_batch(phoenix_ingest::sqs_event(&messages)).await;
         for m in &messages {
             let failed = response.batch_item_failures.iter().any(|f| f.item_identifier == m.message_id);
             let result = if failed {

@@ -9,6 +9,8 @@ use phoenix_domain::StoreError;
 use phoenix_domain::upload::UploadError;
 use serde_json::json;
 
+use crate::views::{ErrorBody, ErrorDetail};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -80,11 +82,13 @@ impl IntoResponse for ApiError {
             }
             _ => tracing::info!(code = self.code(), message = %self, "request refused"),
         }
-        let mut error = json!({"code": self.code(), "message": self.to_string()});
-        if let Self::VersionConflict { current_version: Some(v), .. } = &self {
-            error["details"] = json!({"current_version": v});
-        }
-        (status, Json(json!({ "error": error }))).into_response()
+        let details = match &self {
+            Self::VersionConflict { current_version: Some(v), .. } => Some(json!({"current_version": v})),
+            _ => None,
+        };
+        let body =
+            ErrorBody { error: ErrorDetail { code: self.code().to_owned(), message: self.to_string(), details } };
+        (status, Json(body)).into_response()
     }
 }
 

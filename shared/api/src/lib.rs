@@ -7,7 +7,9 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 mod media;
+pub mod openapi;
 pub mod state;
+pub mod views;
 
 pub use auth::{AuthMode, Caller, DevClaims, Role};
 pub use error::ApiError;
@@ -23,6 +25,7 @@ pub const MAX_JSON_BODY: usize = 64 * 1024;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/health", get(health))
+        .route("/openapi.json", get(openapi_json))
         .route("/v1/models/{model_id}/media/uploads", post(media::create_upload))
         .route("/v1/models/{model_id}/media", get(media::list_media))
         .route("/v1/models/{model_id}/media/{media_id}", get(media::get_media))
@@ -56,8 +59,15 @@ async fn request_span(request: axum::extract::Request, next: axum::middleware::N
     next.run(request).instrument(span).await
 }
 
-async fn health() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({"status": "ok"}))
+/// Liveness: answers without auth.
+#[utoipa::path(get, path = "/v1/health", tag = "system", responses((status = 200, body = views::Health)))]
+pub async fn health() -> axum::Json<views::Health> {
+    axum::Json(views::Health { status: "ok".into() })
+}
+
+/// The OpenAPI document of this API (no auth).
+async fn openapi_json() -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], openapi::document())
 }
 
 async fn not_found() -> ApiError {

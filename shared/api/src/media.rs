@@ -6,15 +6,16 @@ use axum::http::StatusCode;
 use phoenix_domain::ports::MediaQuery;
 use phoenix_domain::upload::{UploadRequest, create_upload as create};
 use phoenix_domain::{MediaId, MediaRecord, MediaStatus, ModelId};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde::Deserialize;
 use time::OffsetDateTime;
 use tracing::Instrument;
+use utoipa::IntoParams;
 
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
+use crate::views::{CreateUploadBody, ErrorBody, MediaPage, MediaView, UploadCreated};
 
 pub const DEFAULT_PAGE: usize = 50;
 pub const MAX_PAGE: usize = 100;
@@ -27,20 +28,30 @@ fn media_id(raw: &str) -> Result<MediaId, ApiError> {
     MediaId::parse(raw).map_err(|e| ApiError::InvalidId(e.to_string()))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateUploadBody {
-    pub filename: String,
-    pub content_type: String,
-    pub bytes: u64,
-}
-
+/// Creates the media record and returns a presigned PUT for its bytes.
+#[utoipa::path(
+    post,
+    path = "/v1/models/{model_id}/media/uploads",
+    tag = "media",
+    params(("model_id" = String, Path, description = "The model (tenant)")),
+    request_body = CreateUploadBody,
+    responses(
+        (status = 201, description = "Record created (`uploading`); PUT the bytes with `upload`", body = UploadCreated),
+        (status = 400, description = "Invalid body, filename or id", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not this caller's model", body = ErrorBody),
+        (status = 413, description = "`bytes` over the upload limit, or the body too large", body = ErrorBody),
+        (status = 415, description = "Content type not accepted", body = ErrorBody),
+        (status = 503, description = "A dependency is unavailable", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn create_upload(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(raw_model): ApiPath<String>,
     ApiJson(body): ApiJson<CreateUploadBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<UploadCreated>), ApiError> {
     let model = model_id(&raw_model)?;
     caller.authorize(&model)?;
     let request = UploadRequest { filename: body.filename, content_type: body.content_type, bytes: body.bytes };
@@ -56,21 +67,38 @@ pub async fn create_upload(
     .instrument(span)
     .await?;
     tracing::info!(model_id = %model, media_id = %record.media_id, "upload created");
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "media_id": record.media_id,
-            "status": record.status,
-            "upload": upload,
-        })),
-    ))
+    let created = UploadCreated {
+        media_id: record.media_id.to_string(),
+        status: record.status.as_str().to_owned(),
+        upload: upload.into(),
+    };
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
+/// One media record with its derivatives' URLs.
+#[utoipa::path(
+    get,
+    path = "/v1/models/{model_id}/media/{media_id}",
+    tag = "media",
+    params(
+        ("model_id" = String, Path, description = "The model (tenant)"),
+        ("media_id" = String, Path, description = "The media id (26-character ULID, lower case)"),
+    ),
+    responses(
+        (status = 200, body = MediaView),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not this caller's model", body = ErrorBody),
+        (status = 404, description = "No such media", body = ErrorBody),
+        (status = 503, description = "A dependency is unavailable", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn get_media(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath((raw_model, raw_media)): ApiPath<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MediaView>, ApiError> {
     let model = model_id(&raw_model)?;
     caller.authorize(&model)?;
     let media = media_id(&raw_media)?;
@@ -81,20 +109,39 @@ pub async fn get_media(
     Ok(Json(render(&state, &caller, &record).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only media in this status.
     pub status: Option<String>,
+    /// Page size, 1 to 100 (default 50).
     pub limit: Option<usize>,
+    /// From a previous page's `next_cursor`.
     pub cursor: Option<String>,
 }
 
+/// A model's media, newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/v1/models/{model_id}/media",
+    tag = "media",
+    params(("model_id" = String, Path, description = "The model (tenant)"), ListParams),
+    responses(
+        (status = 200, body = MediaPage),
+        (status = 400, description = "Bad status, limit or cursor", body = ErrorBody),
+        (status = 401, description = "No valid token", body = ErrorBody),
+        (status = 403, description = "Not this caller's model", body = ErrorBody),
+        (status = 503, description = "A dependency is unavailable", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn list_media(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(raw_model): ApiPath<String>,
     ApiQuery(params): ApiQuery<ListParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MediaPage>, ApiError> {
     let model = model_id(&raw_model)?;
     caller.authorize(&model)?;
     let status = params
@@ -111,68 +158,14 @@ pub async fn list_media(
     for record in &page.items {
         items.push(render(&state, &caller, record).await?);
     }
-    Ok(Json(json!({"items": items, "next_cursor": page.next_cursor})))
+    Ok(Json(MediaPage { items, next_cursor: page.next_cursor }))
 }
 
-#[derive(Serialize)]
-struct DerivativeView<'a> {
-    preset: &'a str,
-    preset_version: u32,
-    format: &'a str,
-    width: u32,
-    height: u32,
-    bytes: u64,
-    url: String,
-}
-
-/// The public shape of a record: no storage keys, claims or hashes.
-async fn render(state: &AppState, caller: &Caller, record: &MediaRecord) -> Result<Value, ApiError> {
-    let mut derivatives = Vec::with_capacity(record.derivatives.len());
+async fn render(state: &AppState, caller: &Caller, record: &MediaRecord) -> Result<MediaView, ApiError> {
+    let mut urls = Vec::with_capacity(record.derivatives.len());
     for d in &record.derivatives {
-        derivatives.push(DerivativeView {
-            preset: &d.preset,
-            preset_version: d.preset_version,
-            format: &d.format,
-            width: d.width,
-            height: d.height,
-            bytes: d.bytes,
-            url: state.derivative_url(&d.key).await?,
-        });
+        urls.push(state.derivative_url(&d.key).await?);
     }
-    let mut body = json!({
-        "media_id": record.media_id,
-        "model_id": record.model_id,
-        "status": record.status,
-        "filename": record.filename,
-        "content_type": record.content_type,
-        "declared_bytes": record.declared_bytes,
-        "created_at": record.created_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-        "updated_at": record.updated_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-        "version": record.version,
-        "derivatives": derivatives,
-    });
-    if let Some(s) = &record.source {
-        body["source"] = json!({
-            "format": s.format,
-            "width": s.width,
-            "height": s.height,
-            "bytes": s.bytes,
-            "orientation": s.orientation,
-            "camera_make": s.camera_make,
-            "camera_model": s.camera_model,
-            "lens": s.lens,
-            "captured_at": s.captured_at,
-            "artist": s.artist,
-            "copyright": s.copyright,
-        });
-        body["placeholder"] = json!({"thumbhash": s.placeholder, "dominant_color": s.dominant_color});
-        // A model's whereabouts are for the agency's eyes only (and only kept when configured).
-        if let (Some(gps), Role::Admin) = (&s.gps, &caller.role) {
-            body["source"]["gps"] = json!({"latitude": gps.latitude, "longitude": gps.longitude});
-        }
-    }
-    if let Some(r) = &record.rejection {
-        body["rejection"] = json!({"code": r.code, "message": r.message});
-    }
-    Ok(body)
+    // A model's whereabouts are for the agency's eyes only (and only kept when configured).
+    Ok(MediaView::new(record, urls, caller.role == Role::Admin))
 }
