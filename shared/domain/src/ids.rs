@@ -41,9 +41,16 @@ impl ModelId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MediaId(ulid::Ulid);
 
+/// Ids made in one millisecond still sort in creation order: the generator increments the
+/// random part instead of drawing it afresh, so "newest first" holds within a process.
+static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::new(None);
+
 impl MediaId {
     pub fn new() -> Self {
-        Self(ulid::Ulid::new())
+        let mut generator = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let generator = generator.get_or_insert_with(ulid::Generator::new);
+        // Overflow needs 2^80 ids in one millisecond; a fresh id is still unique then.
+        Self(generator.generate().unwrap_or_else(|_| ulid::Ulid::new()))
     }
 
     pub fn parse(raw: &str) -> Result<Self, IdError> {
@@ -160,6 +167,14 @@ mod tests {
         for bad in ["", "a/b", "..", "a b", "é", &"x".repeat(65)] {
             assert!(ModelId::parse(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn media_ids_made_in_a_row_sort_in_order() {
+        let ids: Vec<String> = (0..1000).map(|_| MediaId::new().to_string()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
     }
 
     #[test]
