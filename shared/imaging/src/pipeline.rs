@@ -418,10 +418,12 @@ fn render_and_encode(
         first_slot.push(slots.len());
         slots.extend(job.preset.iter().flat_map(|p| p.formats.iter().map(|_| ())));
     }
+    let reuse = reused_slots(jobs, plan, &first_slot, slots.len());
     let results: Vec<Mutex<Option<Result<Rendition, ImagingError>>>> = slots.iter().map(|_| Mutex::new(None)).collect();
     let encode_nanos = AtomicU64::new(0);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let workers = cores.clamp(1, MAX_ENCODE_THREADS).min(slots.len());
+    let to_encode = reuse.iter().filter(|r| r.is_none()).count();
+    let workers = cores.clamp(1, MAX_ENCODE_THREADS).min(to_encode);
 
     let encode = |encoders: &mut Encoders, task: EncodeTask<'_>| {
         let started = Instant::now();
@@ -435,7 +437,9 @@ fn render_and_encode(
     let ((analysis, analysis_time), resize) = if workers <= 1 {
         let mut encoders = Encoders::new();
         render_jobs(decoded, probe, jobs, plan, &first_slot, background, |task| {
-            encode(&mut encoders, task);
+            if reuse[task.slot].is_none() {
+                encode(&mut encoders, task);
+            }
             true
         })?
     } else {
@@ -444,7 +448,9 @@ fn render_and_encode(
         // pixels with its last encode. Overlapping the two would keep the source alive longer.
         let mut tasks = Vec::new();
         let rendered = render_jobs(decoded, probe, jobs, plan, &first_slot, background, |task| {
-            tasks.push(task);
+            if reuse[task.slot].is_none() {
+                tasks.push(task);
+            }
             true
         })?;
         tasks.sort_by_key(|t| std::cmp::Reverse(u64::from(t.output.0.width) * u64::from(t.output.0.height)));
@@ -471,10 +477,24 @@ fn render_and_encode(
         });
         rendered
     };
-    let mut renditions = Vec::with_capacity(results.len());
-    for r in results {
+    let mut renditions: Vec<Rendition> = Vec::with_capacity(results.len());
+    for (r, reused) in results.into_iter().zip(&reuse) {
         let r = r.into_inner().unwrap_or_else(|e| e.into_inner());
-        renditions.push(r.ok_or_else(|| ImagingError::from_panic("an encoder thread stopped"))??);
+        let rendition = match (r, reused) {
+            (Some(r), _) => r?,
+            (None, Some((from, preset))) => {
+                // Byte for byte what this preset would have produced: copy it, under its own name.
+                let mut r = renditions[*from].clone();
+                // Noted just before the (shared) encode step, which stays last.
+                let at = r.operations.len().saturating_sub(1);
+                r.operations.insert(at, format!("reuse:{}-v{}", r.preset, r.preset_version));
+                r.preset = preset.name.clone();
+                r.preset_version = preset.version;
+                r
+            }
+            (None, None) => return Err(ImagingError::from_panic("an encoder thread stopped")),
+        };
+        renditions.push(rendition);
     }
     Ok(Rendered {
         renditions,
@@ -483,6 +503,44 @@ fn render_and_encode(
         encode: Duration::from_nanos(encode_nanos.into_inner()),
         analysis_time,
     })
+}
+
+/// For each rendition slot, the earlier slot whose encode it reuses (with its own preset), if
+/// any: same pixels (jobs linked by `From::Same`: full frame, same output size), same format, same
+/// quality and, for JPEG, the same progressive flag. E.g. `large` (1280) and `xlarge` (2048) from
+/// a photo 1200 px wide. The first slot of each such group is encoded, the others copy it.
+fn reused_slots<'a>(
+    jobs: &[Job<'a>],
+    plan: &[(usize, From)],
+    first_slot: &[usize],
+    slots: usize,
+) -> Vec<Option<(usize, &'a Preset)>> {
+    // The job whose pixels each job shares (itself unless `From::Same`).
+    let mut root: Vec<usize> = (0..jobs.len()).collect();
+    for &(i, from) in plan {
+        if let From::Same(d) = from {
+            root[i] = root[d];
+        }
+    }
+    let mut reuse = vec![None; slots];
+    let mut seen: Vec<((usize, OutputFormat, u8, bool), usize)> = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
+        let Some(preset) = job.preset else { continue };
+        for (k, &format) in preset.formats.iter().enumerate() {
+            let slot = first_slot[i] + k;
+            let key = (
+                root[i],
+                format,
+                preset.quality.for_format(format),
+                format == OutputFormat::Jpeg && preset.progressive,
+            );
+            match seen.iter().find(|(other, _)| *other == key) {
+                Some(&(_, from)) => reuse[slot] = Some((from, preset)),
+                None => seen.push((key, slot)),
+            }
+        }
+    }
+    reuse
 }
 
 type RenderResult = ((Analysis, Duration), Duration);
@@ -651,7 +709,12 @@ fn crop_resize(
     if !full {
         options = options.crop(region.x, region.y, region.w, region.h);
     }
-    resizer.resize(&src, &mut dst, &options).map_err(internal)?;
+    let resized = resizer.resize(&src, &mut dst, &options).map_err(internal);
+    // The resizer keeps its intermediate image (and, with alpha, a premultiplied copy of the
+    // source) for the next call: as big as the output, or the source. Free them now rather than
+    // keep them through the encodes.
+    resizer.reset_internal_buffers();
+    resized?;
     Ok(Pixels::new(out.0, out.1, from.channels, dst.into_vec()))
 }
 

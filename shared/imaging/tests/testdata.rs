@@ -289,6 +289,44 @@ fn alpha_is_kept_in_webp_and_flattened_in_jpeg() {
 }
 
 #[test]
+fn identical_renditions_are_encoded_once() {
+    // alpha.png is 1200 px wide: `large` (1280) and `xlarge` (2048) are both the whole photo at
+    // 1200x1802, in the same formats and qualities; different progressive flags stay separate.
+    let p = run(testdata!("photos/alpha.png"));
+    for format in [OutputFormat::Webp, OutputFormat::Jpeg] {
+        let (large, xlarge) = (rendition(&p, "large", format), rendition(&p, "xlarge", format));
+        assert_eq!((xlarge.width, xlarge.height), (1200, 1802));
+        assert_eq!(large.bytes, xlarge.bytes, "{format}");
+        assert_eq!((xlarge.preset.as_str(), xlarge.preset_version), ("xlarge", 1));
+        let ops = &xlarge.operations;
+        assert_eq!(ops[ops.len() - 2], "reuse:large-v1", "{format}: {ops:?}");
+        assert_eq!(ops.last(), large.operations.last(), "the same encode");
+        assert!(!large.operations.iter().any(|o| o.starts_with("reuse:")), "{:?}", large.operations);
+    }
+    let presets = PresetSet::from_json(
+        r##"{"background":"#ffffff","presets":[
+            {"name":"a","version":1,"fit":"width","width":1300,"formats":["jpeg","webp"]},
+            {"name":"b","version":2,"fit":"width","width":1400,"formats":["jpeg","webp"],"progressive":true},
+            {"name":"c","version":3,"fit":"width","width":1500,"formats":["webp"],"quality":{"webp":60}}]}"##,
+    )
+    .unwrap();
+    let p = run_with(testdata!("photos/alpha.png"), &presets, None, &RenderOptions::default());
+    assert_eq!(p.renditions.len(), 5);
+    let (a, b) = (rendition(&p, "a", OutputFormat::Webp), rendition(&p, "b", OutputFormat::Webp));
+    assert_eq!(a.bytes, b.bytes, "WebP has no progressive mode");
+    assert_eq!(b.operations[b.operations.len() - 2], "reuse:a-v1", "{:?}", b.operations);
+    let (a, b) = (rendition(&p, "a", OutputFormat::Jpeg), rendition(&p, "b", OutputFormat::Jpeg));
+    assert_ne!(a.bytes, b.bytes, "baseline and progressive are different encodes");
+    assert!(b.operations.last().unwrap().contains("progressive"), "{:?}", b.operations);
+    let c = rendition(&p, "c", OutputFormat::Webp);
+    assert!(c.operations.last().unwrap().starts_with("encode:webp:q60"), "{:?}", c.operations);
+    assert_ne!(c.bytes, a.bytes);
+    for r in &p.renditions {
+        check_clean(r);
+    }
+}
+
+#[test]
 fn the_focal_point_moves_cover_crops() {
     let path = testdata!("photos/landscape-20mp.jpg");
     let presets = PresetSet::default();
