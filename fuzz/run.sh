@@ -55,4 +55,4 @@ echo "seed corpus: $(find "$corpus" -type f | wc -l) files" >&2
 cargo fuzz build -s "$sanitizer" decode
 # shellcheck disable=SC2086 # FUZZ_ARGS is a list of flags
 cargo fuzz run -s "$sanitizer" decode "$corpus" -- \
-  -max_total_time="$seconds" -rss_limit_mb=1024 -timeout=10 -print_final_stats=1 ${FUZZ_ARGS:-}
+  -max_total_time="$seconds" -rss_limit_mb=1024 -timeout=30 -max_len=262144 -print_final_stats=1 ${FUZZ_ARGS:-}

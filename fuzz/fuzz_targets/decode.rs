@@ -13,8 +13,9 @@ use std::sync::{LazyLock, Once};
 use libfuzzer_sys::fuzz_target;
 use phoenix_imaging::{ImageLimits, PresetSet, RenderOptions, probe, process};
 
-/// Small, so that an iteration stays cheap and a run stays well under `-rss_limit_mb`.
-const LIMITS: ImageLimits = ImageLimits { max_bytes: 4 * 1024 * 1024, max_pixels: 4_000_000, max_side: 4000 };
+// Small limits keep each input to milliseconds, so the fuzzer explores headers and codecs instead of
+// spending its time on legitimately large photos (whose limits the system tests cover).
+const LIMITS: ImageLimits = ImageLimits { max_bytes: 1024 * 1024, max_pixels: 1_000_000, max_side: 2000 };
 
 static PRESETS: LazyLock<PresetSet> = LazyLock::new(PresetSet::default);
 static QUIET_HOOK: Once = Once::new();
