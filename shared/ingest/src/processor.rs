@@ -244,8 +244,12 @@ impl Processor {
             Err(e) => return self.reject(record, e.code(), e.to_string()).await,
         };
 
+        // Metadata first: storing moves the encoded bytes out of `processed` instead of copying them.
+        let source = self.source_info(&processed, info.etag.clone(), info.size, sha256.clone());
+        let (timings, width, height) = (processed.timings, processed.probe.width, processed.probe.height);
+        let rendition_count = processed.renditions.len();
         let store_started = Instant::now();
-        let derivatives = self.store_renditions(&record, &sha256, &info.etag, &processed.renditions).await?;
+        let derivatives = self.store_renditions(&record, &sha256, &info.etag, processed.renditions).await?;
         let store = store_started.elapsed();
 
         let superseded = superseded(&record.derivatives, &derivatives);
@@ -253,11 +257,11 @@ impl Processor {
         record.claim = None;
         record.expires_at = None;
         record.rejection = None;
-        record.source = Some(self.source_info(&processed, info.etag.clone(), info.size, sha256));
+        record.source = Some(source);
         record.derivatives = derivatives;
         self.write(&mut record, OffsetDateTime::now_utc()).await?;
         self.delete_all(superseded).await;
-        let (t, probe) = (&processed.timings, &processed.probe);
+        let t = &timings;
         info!(
             fetch_ms = ms(fetch),
             decode_ms = ms(t.decode),
@@ -266,9 +270,9 @@ impl Processor {
             store_ms = ms(store),
             total_ms = ms(started.elapsed()),
             bytes = info.size,
-            width = probe.width,
-            height = probe.height,
-            renditions = processed.renditions.len(),
+            width,
+            height,
+            renditions = rendition_count,
             "processed"
         );
         Ok(Outcome::Processed)
@@ -318,13 +322,11 @@ impl Processor {
             .cloned()
             .collect();
         if !stale.is_empty() {
-            let only: Vec<&str> = stale.iter().map(String::as_str).collect();
             let processed = self
-                .render(bytes, Some(only.iter().map(|s| s.to_string()).collect()), &record)
+                .render(bytes, Some(stale.clone()), &record)
                 .await
                 .map_err(|e| ProcessError::Transient(anyhow::anyhow!("the original no longer renders: {e}")))?;
-            derivatives
-                .extend(self.store_renditions(&record, &source.sha256, &info.etag, &processed.renditions).await?);
+            derivatives.extend(self.store_renditions(&record, &source.sha256, &info.etag, processed.renditions).await?);
         }
         let superseded = superseded(&record.derivatives, &derivatives);
         record.derivatives = derivatives;
@@ -339,7 +341,7 @@ impl Processor {
         record: &MediaRecord,
         sha256: &str,
         etag: &str,
-        renditions: &[Rendition],
+        renditions: Vec<Rendition>,
     ) -> Result<Vec<Derivative>, ProcessError> {
         let mut derivatives = Vec::with_capacity(renditions.len());
         for rendition in renditions {
@@ -358,9 +360,9 @@ impl Processor {
                 content_type: Some(rendition.format.mime().to_owned()),
                 cache_control: Some(DERIVATIVE_CACHE_CONTROL.to_owned()),
             };
-            let stored = self.objects.put(&key, Bytes::from(rendition.bytes.clone()), options).await?;
+            let stored = self.objects.put(&key, Bytes::from(rendition.bytes), options).await?;
             derivatives.push(Derivative {
-                preset: rendition.preset.clone(),
+                preset: rendition.preset,
                 preset_version: rendition.preset_version,
                 format: rendition.format.as_str().to_owned(),
                 width: rendition.width,
@@ -368,7 +370,7 @@ impl Processor {
                 bytes: stored.size,
                 key,
                 source_etag: etag.to_owned(),
-                operations: rendition.operations.clone(),
+                operations: rendition.operations,
             });
         }
         Ok(derivatives)
