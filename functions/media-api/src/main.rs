@@ -6,21 +6,18 @@ use std::time::Duration;
 
 use phoenix_api::{AppState, AuthMode, DerivativeLinks};
 use phoenix_domain::Limits;
-use phoenix_domain::config::{env_or, env_required};
-use phoenix_storage::aws::{DynamoMetadataStore, S3ObjectStore, sdk_config};
+use phoenix_domain::config::env_or;
+use phoenix_storage::aws::{Deployment, sdk_config};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
-    let bucket = env_required("PHOENIX_BUCKET")?;
-    let table = env_required("PHOENIX_TABLE")?;
-    let path_style = env_or("PHOENIX_S3_FORCE_PATH_STYLE", false)?;
     let link_ttl = Duration::from_secs(env_or("PHOENIX_DERIVATIVE_URL_TTL_SECS", 3600)?);
 
-    let sdk = sdk_config().await;
+    let deployment = Deployment::from_env(&sdk_config().await)?;
     let state = AppState {
-        objects: Arc::new(S3ObjectStore::new(&sdk, bucket, path_style)),
-        metadata: Arc::new(DynamoMetadataStore::new(&sdk, table)),
+        objects: Arc::new(deployment.objects),
+        metadata: Arc::new(deployment.metadata),
         limits: Limits::from_env()?,
         auth: AuthMode::ApiGateway,
         links: DerivativeLinks::Presigned(link_ttl),

@@ -39,6 +39,24 @@ pub async fn load_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest()).http_client(http_client).load().await
 }
 
+/// Where a deployment's data lives, from the environment every function shares:
+/// `PHOENIX_BUCKET`, `PHOENIX_TABLE` (required) and `PHOENIX_S3_FORCE_PATH_STYLE` (emulators).
+pub struct Deployment {
+    pub objects: S3ObjectStore,
+    pub metadata: DynamoMetadataStore,
+}
+
+impl Deployment {
+    pub fn from_env(config: &SdkConfig) -> Result<Self, phoenix_domain::config::ConfigError> {
+        use phoenix_domain::config::{env_or, env_required};
+        let path_style = env_or("PHOENIX_S3_FORCE_PATH_STYLE", false)?;
+        Ok(Self {
+            objects: S3ObjectStore::new(config, env_required("PHOENIX_BUCKET")?, path_style),
+            metadata: DynamoMetadataStore::new(config, env_required("PHOENIX_TABLE")?),
+        })
+    }
+}
+
 /// Error codes that mean "slow down" or "try again", whatever the HTTP status.
 const TRANSIENT_CODES: &[&str] = &[
     "Throttling",
