@@ -113,16 +113,18 @@ async fn upload_flow_on_the_aws_adapters() {
 
     let objects = Arc::new(S3ObjectStore::new(&sdk, bucket.clone(), true));
     let metadata = Arc::new(DynamoMetadataStore::new(&sdk, table.clone()));
-    let queue = SqsQueue::new(
+    let queue = Arc::new(SqsQueue::new(
         &sdk,
         HashMap::from([(QueueName::INGEST, ingest_url.clone()), (QueueName::INGEST_DLQ, dlq_url.clone())]),
-    );
+    ));
     let router = phoenix_api::router(AppState {
         objects: objects.clone(),
         metadata: metadata.clone(),
         limits: Limits::default(),
         auth: AuthMode::ApiGateway,
         links: DerivativeLinks::Presigned(Duration::from_secs(600)),
+        queue: queue.clone(),
+        purge_delay: Duration::ZERO,
     });
     let processor = Processor::new(objects.clone(), metadata.clone(), ProcessorConfig::default());
 

@@ -45,6 +45,7 @@ pub fn test_config(dir: &Path, limits: Limits) -> LocalConfig {
         ingest_max_receive: 3,
         presets: PresetSet::default(),
         keep_gps: false,
+        purge_delay: std::time::Duration::from_secs(1),
     }
 }
 

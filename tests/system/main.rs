@@ -7,6 +7,7 @@ mod api_input;
 mod auth;
 mod emulator;
 mod hostile;
+mod library;
 mod presets;
 mod presigned;
 mod upload_flow;

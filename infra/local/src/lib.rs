@@ -38,6 +38,8 @@ pub struct LocalConfig {
     pub presets: PresetSet,
     /// Keep GPS positions in admin-only metadata (`PHOENIX_KEEP_GPS`, default false).
     pub keep_gps: bool,
+    /// How long after a delete its objects are purged (`PHOENIX_PURGE_DELAY_SECS`, default 5).
+    pub purge_delay: Duration,
 }
 
 impl LocalConfig {
@@ -52,6 +54,7 @@ impl LocalConfig {
             ingest_max_receive: 5,
             presets: presets_from_env()?,
             keep_gps: env_or("PHOENIX_KEEP_GPS", false)?,
+            purge_delay: Duration::from_secs(env_or("PHOENIX_PURGE_DELAY_SECS", 5)?),
         })
     }
 }
@@ -123,6 +126,8 @@ pub async fn spawn(config: LocalConfig) -> anyhow::Result<RunningSystem> {
         limits: config.limits.clone(),
         auth: auth.clone(),
         links: DerivativeLinks::PublicBase(base_url.clone()),
+        queue: queue.clone(),
+        purge_delay: config.purge_delay,
     };
     let app = phoenix_api::router(state).merge(objects::router(object_store, config.limits.max_upload_bytes));
 

@@ -29,6 +29,11 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{message}")]
     VersionConflict { message: String, current_version: Option<u64> },
+    /// The request is well-formed but the media's state does not allow it (409).
+    #[error("{0}")]
+    InvalidState(String),
+    #[error("{0}")]
+    PreconditionRequired(String),
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
@@ -47,7 +52,8 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::VersionConflict { .. } => StatusCode::CONFLICT,
+            Self::VersionConflict { .. } | Self::InvalidState(_) => StatusCode::CONFLICT,
+            Self::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -65,6 +71,8 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::VersionConflict { .. } => "version_conflict",
+            Self::InvalidState(_) => "invalid_state",
+            Self::PreconditionRequired(_) => "precondition_required",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Unavailable(_) => "unavailable",
@@ -105,6 +113,16 @@ impl From<StoreError> for ApiError {
             },
             StoreError::Invalid(message) => Self::InvalidRequest(message),
             StoreError::Unavailable(e) => Self::Unavailable(e),
+        }
+    }
+}
+
+impl From<phoenix_domain::library::LibraryError> for ApiError {
+    fn from(e: phoenix_domain::library::LibraryError) -> Self {
+        use phoenix_domain::library::LibraryError;
+        match e {
+            LibraryError::Invalid(m) => Self::InvalidRequest(m),
+            LibraryError::InvalidState(m) => Self::InvalidState(m),
         }
     }
 }

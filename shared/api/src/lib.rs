@@ -28,7 +28,12 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi_json))
         .route("/v1/models/{model_id}/media/uploads", post(media::create_upload))
         .route("/v1/models/{model_id}/media", get(media::list_media))
-        .route("/v1/models/{model_id}/media/{media_id}", get(media::get_media))
+        .route(
+            "/v1/models/{model_id}/media/{media_id}",
+            get(media::get_media).patch(media::patch_media).delete(media::delete_media),
+        )
+        .route("/v1/models/{model_id}/media/{media_id}/review", post(media::review_media))
+        .route("/v1/media/batch-get", post(media::batch_get))
         .fallback(not_found)
         .layer(axum::middleware::from_fn(request_span))
         .method_not_allowed_fallback(method_not_allowed)

@@ -5,8 +5,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::views::{
-    CreateUploadBody, DerivativeView, ErrorBody, ErrorDetail, GpsView, Health, MediaPage, MediaView, PlaceholderView,
-    PresignedRequestView, RejectionView, SourceView, UploadCreated,
+    BatchGetBody, BatchGetResult, CreateUploadBody, CreditView, DecisionView, DerivativeView, DuplicateView, ErrorBody,
+    ErrorDetail, FocalPointView, GalleryLinkView, GpsView, Health, HistoryEntryView, MediaKeyView, MediaPage,
+    MediaPatchBody, MediaView, PlaceholderView, PresignedRequestView, RejectionView, ReviewBody, ReviewView,
+    SeverityView, SourceView, UploadCreated, ViolationView,
 };
 
 #[derive(OpenApi)]
@@ -16,10 +18,21 @@ use crate::views::{
         version = "1",
         description = "Media library for model portfolios. Errors are `{\"error\":{\"code\",\"message\",\"details\"?}}`."
     ),
-    paths(crate::health, crate::media::create_upload, crate::media::get_media, crate::media::list_media),
+    paths(
+        crate::health,
+        crate::media::create_upload,
+        crate::media::get_media,
+        crate::media::list_media,
+        crate::media::batch_get,
+        crate::media::patch_media,
+        crate::media::review_media,
+        crate::media::delete_media
+    ),
     components(schemas(
         CreateUploadBody, UploadCreated, PresignedRequestView, MediaView, MediaPage, DerivativeView, SourceView,
-        GpsView, PlaceholderView, RejectionView, ErrorBody, ErrorDetail, Health
+        GpsView, PlaceholderView, RejectionView, ErrorBody, ErrorDetail, Health, FocalPointView, CreditView,
+        GalleryLinkView, ViolationView, SeverityView, ReviewView, HistoryEntryView, DuplicateView, MediaPatchBody,
+        DecisionView, ReviewBody, MediaKeyView, BatchGetBody, BatchGetResult
     )),
     modifiers(&BearerAuth),
     tags((name = "media", description = "Uploads and the media library"), (name = "system"))

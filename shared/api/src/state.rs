@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use phoenix_domain::{Limits, MetadataStore, ObjectKey, ObjectStore};
+use phoenix_domain::{Limits, MetadataStore, ObjectKey, ObjectStore, Queue};
 
 use crate::auth::AuthMode;
 use crate::error::ApiError;
@@ -24,6 +24,11 @@ pub struct AppState {
     pub limits: Limits,
     pub auth: AuthMode,
     pub links: DerivativeLinks,
+    /// Where maintenance commands go (the processor's ingest queue).
+    pub queue: Arc<dyn Queue>,
+    /// How long a purge waits before it runs: longer than a request can take, so a delete that
+    /// fails after the purge was queued is seen by the purge as not having happened.
+    pub purge_delay: Duration,
 }
 
 impl AppState {

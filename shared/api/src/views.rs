@@ -5,12 +5,17 @@ use std::collections::BTreeMap;
 
 use phoenix_domain::MediaRecord;
 use phoenix_domain::ports::PresignedRequest;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// Tells an absent field (`None`: leave as is) from an explicit `null` (`Some(None)`: clear).
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -110,6 +115,108 @@ pub struct RejectionView {
     pub message: String,
 }
 
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FocalPointView {
+    /// Fraction of the displayed width, 0 to 1.
+    #[schema(example = 0.5, minimum = 0, maximum = 1)]
+    pub x: f32,
+    /// Fraction of the displayed height, 0 to 1.
+    #[schema(example = 0.33, minimum = 0, maximum = 1)]
+    pub y: f32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreditView {
+    #[schema(example = "photographer", max_length = 64)]
+    pub role: String,
+    #[schema(example = "Ada Lovelace", max_length = 200)]
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GalleryLinkView {
+    pub gallery_id: String,
+    pub published: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ViolationView {
+    /// a-z, 0-9, '-' or '_' (folded to lower case).
+    #[schema(example = "missing_model_release", max_length = 64)]
+    pub code: String,
+    /// `low`, `medium`, `high` or `critical`.
+    #[schema(example = "high")]
+    pub severity: SeverityView,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 1000)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SeverityView {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl From<phoenix_domain::Severity> for SeverityView {
+    fn from(s: phoenix_domain::Severity) -> Self {
+        use phoenix_domain::Severity as S;
+        match s {
+            S::Low => Self::Low,
+            S::Medium => Self::Medium,
+            S::High => Self::High,
+            S::Critical => Self::Critical,
+        }
+    }
+}
+
+impl From<SeverityView> for phoenix_domain::Severity {
+    fn from(s: SeverityView) -> Self {
+        match s {
+            SeverityView::Low => Self::Low,
+            SeverityView::Medium => Self::Medium,
+            SeverityView::High => Self::High,
+            SeverityView::Critical => Self::Critical,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewView {
+    /// `approve` or `reject`.
+    #[schema(example = "reject")]
+    pub decision: String,
+    /// The reviewer's subject.
+    pub reviewer: String,
+    pub at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryEntryView {
+    pub at: String,
+    /// `system` or the caller's subject.
+    pub actor: String,
+    #[schema(example = "edited")]
+    pub action: String,
+    #[schema(example = "changed caption, tags")]
+    pub summary: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DuplicateView {
+    pub media_id: String,
+    /// Bits by which the perceptual hashes differ (0 = the same picture).
+    pub distance: u32,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MediaView {
     pub media_id: String,
@@ -122,15 +229,41 @@ pub struct MediaView {
     pub declared_bytes: u64,
     pub created_at: String,
     pub updated_at: String,
-    /// Incremented by every change.
+    /// Incremented by every change; send it back (or the `ETag`) to edit.
     pub version: u64,
     pub derivatives: Vec<DerivativeView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<SourceView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub placeholder: Option<PlaceholderView>,
+    /// Why the processor refused the file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rejection: Option<RejectionView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alt_text: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    pub tags: Vec<String>,
+    pub credits: Vec<CreditView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub focal_point: Option<FocalPointView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage_rights_expires_at: Option<String>,
+    pub galleries: Vec<GalleryLinkView>,
+    /// The latest moderation decision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewView>,
+    /// The reasons of the latest rejection by a reviewer.
+    pub violations: Vec<ViolationView>,
+    /// Processing and edit history, newest first (capped); only on a single-media GET.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<HistoryEntryView>>,
+    /// Other media of this model that look like the same photo, nearest first; only on a
+    /// single-media GET.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub likely_duplicates: Option<Vec<DuplicateView>>,
 }
 
 impl MediaView {
@@ -169,6 +302,12 @@ impl MediaView {
             .source
             .as_ref()
             .map(|s| PlaceholderView { thumbhash: s.placeholder.clone(), dominant_color: s.dominant_color.clone() });
+        let meta = &record.metadata;
+        let review = record.review.as_ref();
+        let decision = |d: phoenix_domain::ReviewDecision| match d {
+            phoenix_domain::ReviewDecision::Approve => "approve",
+            phoenix_domain::ReviewDecision::Reject => "reject",
+        };
         Self {
             media_id: record.media_id.to_string(),
             model_id: record.model_id.to_string(),
@@ -186,8 +325,134 @@ impl MediaView {
                 .rejection
                 .as_ref()
                 .map(|r| RejectionView { code: r.code.clone(), message: r.message.clone() }),
+            caption: meta.caption.clone(),
+            alt_text: meta.alt_text.clone(),
+            category: meta.category.as_ref().map(|c| c.to_string()),
+            tags: meta.tags.iter().map(|t| t.to_string()).collect(),
+            credits: meta.credits.iter().map(|c| CreditView { role: c.role.clone(), name: c.name.clone() }).collect(),
+            focal_point: record.focal_point.map(|f| FocalPointView { x: f.x, y: f.y }),
+            usage_rights_expires_at: meta.usage_rights_expires_at.map(rfc3339),
+            galleries: record
+                .galleries
+                .iter()
+                .map(|g| GalleryLinkView { gallery_id: g.gallery_id.to_string(), published: g.published })
+                .collect(),
+            review: review.map(|r| ReviewView {
+                decision: decision(r.decision).to_owned(),
+                reviewer: r.reviewer.clone(),
+                at: rfc3339(r.at),
+                note: r.note.clone(),
+            }),
+            violations: review
+                .filter(|_| record.status == phoenix_domain::MediaStatus::Rejected)
+                .map(|r| {
+                    r.violations
+                        .iter()
+                        .map(|v| ViolationView {
+                            code: v.code.clone(),
+                            severity: v.severity.into(),
+                            note: v.note.clone(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            history: None,
+            likely_duplicates: None,
         }
     }
+
+    /// Adds what only a single-media GET shows.
+    pub fn with_detail(mut self, record: &MediaRecord, duplicates: Vec<(phoenix_domain::MediaId, u32)>) -> Self {
+        self.history = Some(
+            record
+                .history
+                .iter()
+                .map(|h| HistoryEntryView {
+                    at: rfc3339(h.at),
+                    actor: h.actor.clone(),
+                    action: h.action.clone(),
+                    summary: h.summary.clone(),
+                })
+                .collect(),
+        );
+        self.likely_duplicates = Some(
+            duplicates.into_iter().map(|(id, distance)| DuplicateView { media_id: id.to_string(), distance }).collect(),
+        );
+        self
+    }
+}
+
+/// A `PATCH`: only the fields present change; `null` clears a field.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MediaPatchBody {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 2000)]
+    pub caption: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 1000)]
+    pub alt_text: Option<Option<String>>,
+    /// a-z, 0-9, '-' or '_' (folded to lower case), at most 40 characters.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, example = "editorial")]
+    pub category: Option<Option<String>>,
+    /// Replaces the tags: at most 20, each like a category.
+    #[schema(example = json!(["beach", "ss-2027"]))]
+    pub tags: Option<Vec<String>>,
+    /// Replaces the credits (at most 20).
+    pub credits: Option<Vec<CreditView>>,
+    /// Moving it rebuilds the cover crops.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<FocalPointView>)]
+    pub focal_point: Option<Option<FocalPointView>>,
+    /// RFC 3339.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, example = "2028-06-30T00:00:00Z")]
+    pub usage_rights_expires_at: Option<Option<String>>,
+    /// The version the edit is based on, when no `If-Match` header is sent.
+    pub version: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionView {
+    Approve,
+    Reject,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewBody {
+    pub decision: DecisionView,
+    /// Required (1 to 20) to reject; none to approve.
+    #[serde(default)]
+    pub violations: Vec<ViolationView>,
+    #[schema(max_length = 1000)]
+    pub note: Option<String>,
+    /// Optional: the version reviewed (or send `If-Match`).
+    pub version: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MediaKeyView {
+    pub model_id: String,
+    pub media_id: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchGetBody {
+    /// 1 to 100 pairs; repeats are answered once.
+    pub items: Vec<MediaKeyView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchGetResult {
+    /// In the order asked.
+    pub items: Vec<MediaView>,
+    /// Pairs that do not exist or that the caller may not see.
+    pub missing: Vec<MediaKeyView>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -200,8 +465,9 @@ pub struct MediaPage {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable, for programs: `invalid_request`, `malformed_json`, `invalid_id`, `unauthorized`,
-    /// `forbidden`, `not_found`, `method_not_allowed`, `version_conflict`, `payload_too_large`,
-    /// `unsupported_media_type`, `unavailable`, `internal`.
+    /// `forbidden`, `not_found`, `method_not_allowed`, `version_conflict`, `invalid_state`,
+    /// `precondition_required`, `payload_too_large`, `unsupported_media_type`, `unavailable`,
+    /// `internal`.
     #[schema(example = "invalid_request")]
     pub code: String,
     /// For people.

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 pub enum IdError {
     #[error("{kind} must be 1 to {max} characters of A-Z, a-z, 0-9, '-' or '_'")]
     Malformed { kind: &'static str, max: usize },
+    #[error("{kind} must be 1 to {max} characters of a-z, 0-9, '-' or '_' (upper case is folded)")]
+    BadLabel { kind: &'static str, max: usize },
     #[error("object key {0:?} is not a valid key")]
     BadKey(String),
 }
@@ -47,10 +49,32 @@ static GENERATOR: std::sync::Mutex<Option<ulid::Generator>> = std::sync::Mutex::
 
 impl MediaId {
     pub fn new() -> Self {
+        Self::generate_at(time::OffsetDateTime::now_utc())
+    }
+
+    /// An id whose timestamp is `at` (to the millisecond), so the id and the record's
+    /// `created_at` name the same instant and id ranges are creation-time ranges.
+    pub fn generate_at(at: time::OffsetDateTime) -> Self {
+        let at = std::time::SystemTime::UNIX_EPOCH
+            + std::time::Duration::from_millis(u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0));
         let mut generator = GENERATOR.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let generator = generator.get_or_insert_with(ulid::Generator::new);
         // Overflow needs 2^80 ids in one millisecond; a fresh id is still unique then.
-        Self(generator.generate().unwrap_or_else(|_| ulid::Ulid::new()))
+        Self(generator.generate_from_datetime(at).unwrap_or_else(|_| ulid::Ulid::from_datetime(at)))
+    }
+
+    /// The smallest and the largest id of a millisecond (unix ms): the bounds of an id range.
+    pub fn first_of_ms(ms: u64) -> Self {
+        Self(ulid::Ulid::from_parts(ms, 0))
+    }
+
+    pub fn last_of_ms(ms: u64) -> Self {
+        Self(ulid::Ulid::from_parts(ms, u128::MAX))
+    }
+
+    /// Milliseconds since the epoch at which this id was made.
+    pub fn timestamp_ms(&self) -> u64 {
+        self.0.timestamp_ms()
     }
 
     pub fn parse(raw: &str) -> Result<Self, IdError> {
@@ -135,6 +159,69 @@ impl ObjectKey {
     }
 }
 
+fn is_label_char(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+}
+
+/// A gallery identifier (the galleries API mints them; links to galleries live on media records).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct GalleryId(String);
+
+impl GalleryId {
+    pub const MAX_LEN: usize = 64;
+
+    pub fn parse(raw: &str) -> Result<Self, IdError> {
+        if raw.is_empty() || raw.len() > Self::MAX_LEN || !raw.chars().all(is_id_char) {
+            return Err(IdError::Malformed { kind: "gallery_id", max: Self::MAX_LEN });
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Labels people type (tags, categories) are kept in one spelling: trimmed and lower-cased,
+/// then 1 to 40 characters of a-z, 0-9, '-' or '_'. The key schemes rely on the alphabet
+/// (no `#`), and one spelling means `Beach` and `beach ` find the same photos.
+macro_rules! label_newtype {
+    ($(#[$doc:meta])* $t:ident, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $t(String);
+
+        impl $t {
+            pub const MAX_LEN: usize = 40;
+
+            pub fn parse(raw: &str) -> Result<Self, IdError> {
+                let normal = raw.trim().to_ascii_lowercase();
+                if normal.is_empty() || normal.len() > Self::MAX_LEN || !normal.chars().all(is_label_char) {
+                    return Err(IdError::BadLabel { kind: $kind, max: Self::MAX_LEN });
+                }
+                Ok(Self(normal))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+label_newtype!(
+    /// A free-form tag on a media (`beach`, `editorial`, `ss-2027`).
+    Tag,
+    "tag"
+);
+label_newtype!(
+    /// The one category a media belongs to (`headshot`, `runway`, `polaroid`).
+    Category,
+    "category"
+);
+
 macro_rules! string_newtype_impls {
     ($($t:ty),*) => {$(
         impl TryFrom<String> for $t {
@@ -155,7 +242,7 @@ macro_rules! string_newtype_impls {
         }
     )*};
 }
-string_newtype_impls!(ModelId, ObjectKey);
+string_newtype_impls!(ModelId, ObjectKey, GalleryId, Tag, Category);
 
 #[cfg(test)]
 mod tests {
@@ -185,6 +272,24 @@ mod tests {
         assert_eq!(MediaId::parse(&text).unwrap(), id);
         assert!(MediaId::parse(&text.to_ascii_uppercase()).is_err());
         assert!(MediaId::parse("not-a-ulid").is_err());
+    }
+
+    #[test]
+    fn labels_have_one_spelling() {
+        assert_eq!(Tag::parse(" Beach ").unwrap().as_str(), "beach");
+        assert_eq!(Category::parse("RUNWAY_2027").unwrap().as_str(), "runway_2027");
+        for bad in ["", " ", "a#b", "a b", "é", "a/b", &"x".repeat(41)] {
+            assert!(Tag::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn ids_carry_their_creation_millisecond() {
+        let at = time::macros::datetime!(2026-11-24 09:15:02.114_999 UTC);
+        let id = MediaId::generate_at(at);
+        assert_eq!(id.timestamp_ms(), 1_795_511_702_114);
+        assert!(MediaId::first_of_ms(id.timestamp_ms()) <= id && id <= MediaId::last_of_ms(id.timestamp_ms()));
+        assert!(MediaId::last_of_ms(id.timestamp_ms() - 1) < id);
     }
 
     #[test]

@@ -4,11 +4,15 @@
 
 pub mod config;
 pub mod ids;
+pub mod library;
 pub mod media;
 pub mod ports;
 pub mod upload;
 
 pub use config::Limits;
-pub use ids::{IdError, MediaId, ModelId, ObjectKey};
-pub use media::{Derivative, FocalPoint, GpsPosition, MediaRecord, MediaStatus, Rejection, SourceInfo};
+pub use ids::{Category, GalleryId, IdError, MediaId, ModelId, ObjectKey, Tag};
+pub use media::{
+    Credit, Derivative, FocalPoint, GalleryLink, GpsPosition, HistoryEntry, MediaMetadata, MediaRecord, MediaStatus,
+    Rejection, Review, ReviewDecision, Severity, SourceInfo, Violation,
+};
 pub use ports::{MetadataStore, ObjectStore, Queue, QueueName, StoreError, StoreResult};

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::ids::{MediaId, ModelId, ObjectKey};
+use crate::ids::{Category, GalleryId, MediaId, ModelId, ObjectKey, Tag};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -119,6 +119,89 @@ pub struct Rejection {
     pub message: String,
 }
 
+/// What people say about a photo; edited with `PATCH`, validated by [`crate::library`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alt_text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<Category>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credits: Vec<Credit>,
+    /// After this instant the agency may no longer use the photo.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub usage_rights_expires_at: Option<OffsetDateTime>,
+}
+
+/// Who made the photo what it is: `{role: "photographer", name: "Ada Lovelace"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credit {
+    pub role: String,
+    pub name: String,
+}
+
+/// A media's place in a gallery. Rejecting a media takes it out of the published ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GalleryLink {
+    pub gallery_id: GalleryId,
+    pub published: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewDecision {
+    Approve,
+    Reject,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+/// One reason a reviewer gave for rejecting: `{code: "nudity", severity: "high", note}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Violation {
+    pub code: String,
+    pub severity: Severity,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The latest moderation decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Review {
+    pub decision: ReviewDecision,
+    /// The reviewer's subject (`sub` claim).
+    pub reviewer: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<Violation>,
+}
+
+/// One line of a media's processing and edit history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// `system` for the processor, else the caller's subject.
+    pub actor: String,
+    /// `uploaded`, `processed`, `rejected_file`, `regenerated`, `edited`, `approved`, `rejected`.
+    pub action: String,
+    pub summary: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claim {
     pub etag: String,
@@ -156,10 +239,77 @@ pub struct MediaRecord {
     /// Centre for cover crops; the photo's centre when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub focal_point: Option<FocalPoint>,
+    #[serde(default)]
+    pub metadata: MediaMetadata,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub galleries: Vec<GalleryLink>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<Review>,
+    /// Newest first, at most [`HISTORY_CAP`] entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
 }
 
+/// History is for "what happened lately": older lines fall off so a record stays small
+/// (DynamoDB items are at most 400 KB).
+pub const HISTORY_CAP: usize = 50;
+/// A media carries at most this many tags ...
+pub const MAX_TAGS: usize = 20;
+/// ... and belongs to at most this many galleries: each is an index entry written with the
+/// record in one transaction, and a transaction holds at most 100 items.
+pub const MAX_GALLERIES: usize = 25;
+
 impl MediaRecord {
+    /// A fresh record in `uploading`, created at `now`.
+    pub fn new_upload(
+        model_id: ModelId,
+        media_id: MediaId,
+        filename: String,
+        content_type: String,
+        declared_bytes: u64,
+        now: OffsetDateTime,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Self {
+        let original_key = ObjectKey::original(&model_id, &media_id);
+        Self {
+            model_id,
+            media_id,
+            status: MediaStatus::Uploading,
+            filename,
+            content_type,
+            declared_bytes,
+            original_key,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+            expires_at,
+            claim: None,
+            source: None,
+            derivatives: Vec::new(),
+            rejection: None,
+            focal_point: None,
+            metadata: MediaMetadata::default(),
+            galleries: Vec::new(),
+            review: None,
+            history: Vec::new(),
+        }
+    }
+
     pub fn is_expired(&self, now: OffsetDateTime) -> bool {
         self.expires_at.is_some_and(|t| t <= now)
+    }
+
+    /// Adds a history line at the front, dropping the oldest past [`HISTORY_CAP`].
+    pub fn record_history(&mut self, at: OffsetDateTime, actor: &str, action: &str, summary: impl Into<String>) {
+        self.history.insert(
+            0,
+            HistoryEntry { at, actor: actor.to_owned(), action: action.to_owned(), summary: summary.into() },
+        );
+        self.history.truncate(HISTORY_CAP);
+    }
+
+    /// The ids of the galleries this media is in.
+    pub fn gallery_ids(&self) -> impl Iterator<Item = &GalleryId> {
+        self.galleries.iter().map(|g| &g.gallery_id)
     }
 }

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use crate::config::Limits;
 use crate::ids::{MediaId, ModelId, ObjectKey};
-use crate::media::{MediaRecord, MediaStatus};
+use crate::media::MediaRecord;
 use crate::ports::{MetadataStore, ObjectStore, PresignedRequest, StoreError};
 
 /// The content types an upload may declare. The processor still sniffs the bytes.
@@ -55,6 +55,7 @@ pub async fn create_upload(
     limits: &Limits,
     model_id: &ModelId,
     request: UploadRequest,
+    actor: &str,
     now: OffsetDateTime,
 ) -> Result<(MediaRecord, PresignedRequest), UploadError> {
     validate_filename(&request.filename)?;
@@ -69,28 +70,23 @@ pub async fn create_upload(
         return Err(UploadError::TooLarge { bytes: request.bytes, limit: limits.max_upload_bytes });
     }
 
-    let media_id = MediaId::new();
+    // Millisecond precision, as in the id: `created_at` and the id's timestamp agree exactly, so
+    // a creation-time range is an id range.
+    let now = now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(now);
+    let media_id = MediaId::generate_at(now);
     let original_key = ObjectKey::original(model_id, &media_id);
     // Presign first: if that fails nothing has been written.
     let upload = objects.presign_put(&original_key, &content_type, request.bytes, limits.upload_url_ttl).await?;
-    let record = MediaRecord {
-        model_id: model_id.clone(),
+    let mut record = MediaRecord::new_upload(
+        model_id.clone(),
         media_id,
-        status: MediaStatus::Uploading,
-        filename: request.filename,
+        request.filename,
         content_type,
-        declared_bytes: request.bytes,
-        original_key,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-        expires_at: Some(now + limits.abandoned_upload_after),
-        claim: None,
-        source: None,
-        derivatives: Vec::new(),
-        rejection: None,
-        focal_point: None,
-    };
+        request.bytes,
+        now,
+        Some(now + limits.abandoned_upload_after),
+    );
+    record.record_history(now, actor, "uploaded", format!("upload of {} bytes announced", request.bytes));
     metadata.create_media(&record).await?;
     Ok((record, upload))
 }

@@ -6,7 +6,7 @@ pub mod notification;
 pub mod processor;
 
 pub use notification::{Notification, ObjectCreated, parse_notification};
-pub use processor::{Outcome, ProcessError, Processor, ProcessorConfig, RegenerateCommand, presets_from_env};
+pub use processor::{Outcome, ProcessError, Processor, ProcessorConfig, SYSTEM_ACTOR, presets_from_env};
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use phoenix_domain::ports::ReceivedMessage;

@@ -6,18 +6,24 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use bytes::Bytes;
 use futures::StreamExt;
+use phoenix_domain::library::MediaCommand;
 use phoenix_domain::media::Claim;
-use phoenix_domain::ports::{PutOptions, StoreError};
+use phoenix_domain::ports::{Fingerprint, PutOptions, StoreError};
 use phoenix_domain::{
     Derivative, GpsPosition, Limits, MediaId, MediaRecord, MediaStatus, MetadataStore, ModelId, ObjectKey, ObjectStore,
     Rejection, SourceInfo,
 };
-use phoenix_imaging::{FocalPoint, ImageLimits, ImagingError, PresetSet, Processed, RenderOptions, Rendition};
-use serde::{Deserialize, Serialize};
+use phoenix_imaging::{Fit, FocalPoint, ImageLimits, ImagingError, PresetSet, Processed, RenderOptions, Rendition};
 use time::OffsetDateTime;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::notification::{Notification, ObjectCreated, parse_notification};
+
+/// The actor named in history lines the processor writes.
+pub const SYSTEM_ACTOR: &str = "system";
+/// Re-applications of a processing outcome after concurrent edits before giving up (and retrying
+/// the message).
+const MERGE_ATTEMPTS: usize = 4;
 
 /// Derivative keys carry the content hash, so their bytes never change and may be cached forever.
 pub const DERIVATIVE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
@@ -65,6 +71,8 @@ pub enum Outcome {
     Regenerated(Vec<String>),
     /// A regeneration found every derivative current: no work done.
     UpToDate,
+    /// A deleted media's objects were removed (this many).
+    Purged(usize),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,18 +89,6 @@ impl From<StoreError> for ProcessError {
     fn from(e: StoreError) -> Self {
         Self::Transient(e.into())
     }
-}
-
-/// Asks the processor to bring one media's derivatives up to date with the configured presets
-/// (sent to the ingest queue as JSON: `{"action":"regenerate","model_id":…,"media_id":…}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "action", rename = "regenerate")]
-pub struct RegenerateCommand {
-    pub model_id: ModelId,
-    pub media_id: MediaId,
-    /// Presets to rebuild even if current (e.g. cover crops after the focal point moved).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub presets: Vec<String>,
 }
 
 pub struct Processor {
@@ -154,8 +150,19 @@ impl Processor {
     /// Handles one message body: an S3 notification with any number of records. Fails (for a
     /// retry) if any record failed transiently; records already done are skipped on the retry.
     pub async fn handle_message(&self, body: &str) -> Result<Vec<Outcome>, ProcessError> {
-        if let Ok(command) = serde_json::from_str::<RegenerateCommand>(body) {
-            return Ok(vec![self.regenerate(&command.model_id, &command.media_id, &command.presets).await?]);
+        if let Ok(command) = serde_json::from_str::<MediaCommand>(body) {
+            let outcome = match command {
+                MediaCommand::Regenerate { model_id, media_id, presets, crops } => {
+                    let mut force = presets;
+                    if crops {
+                        let covers = self.config.presets.presets.iter().filter(|p| matches!(p.fit, Fit::Cover { .. }));
+                        force.extend(covers.map(|p| p.name.clone()));
+                    }
+                    self.regenerate(&model_id, &media_id, &force).await?
+                }
+                MediaCommand::Purge { model_id, media_id } => self.purge(&model_id, &media_id).await?,
+            };
+            return Ok(vec![outcome]);
         }
         let records = match parse_notification(body).map_err(|e| ProcessError::Malformed(e.to_string()))? {
             Notification::Test => return Ok(vec![Outcome::Ignored("s3:TestEvent".into())]),
@@ -179,13 +186,23 @@ impl Processor {
         async {
             let record = match self.metadata.get_media(&model_id, &media_id).await {
                 Ok(r) => r,
-                Err(StoreError::NotFound) => return Ok(Outcome::Ignored("no media record for this object".into())),
+                Err(StoreError::NotFound) => return self.remove_orphan(&model_id, &media_id).await,
                 Err(e) => return Err(e.into()),
             };
             self.process(record, event.etag.as_deref()).await
         }
         .instrument(span)
         .await
+    }
+
+    /// An original with no record: its media was deleted (or its upload abandoned and expired)
+    /// before the bytes arrived. Records are made before an upload URL is handed out, so nobody
+    /// will ever claim these bytes; they are removed rather than kept unaccounted for.
+    async fn remove_orphan(&self, model: &ModelId, media: &MediaId) -> Result<Outcome, ProcessError> {
+        let key = ObjectKey::original(model, media);
+        self.objects.delete(&key).await?;
+        warn!(key = %key, "removed an original that has no media record");
+        Ok(Outcome::Ignored("no media record; the orphaned original was removed".into()))
     }
 
     /// The replay check: has this object version been handled, or is it being handled now?
@@ -253,13 +270,25 @@ impl Processor {
         let store = store_started.elapsed();
 
         let superseded = superseded(&record.derivatives, &derivatives);
-        record.status = MediaStatus::PendingReview;
-        record.claim = None;
-        record.expires_at = None;
-        record.rejection = None;
-        record.source = Some(source);
-        record.derivatives = derivatives;
-        self.write(&mut record, OffsetDateTime::now_utc()).await?;
+        // The fingerprint first: writing it again on a retry is harmless, and once the record
+        // says `pending_review` a replay skips this work.
+        if let Some(phash) = &source.phash {
+            let fingerprint = Fingerprint { media_id: record.media_id, phash: phash.clone() };
+            self.metadata.put_fingerprint(&record.model_id, &fingerprint).await?;
+        }
+        let summary = format!("{} derivatives from a {}x{} {}", derivatives.len(), width, height, source.format);
+        let claim = record.claim.clone();
+        let now = OffsetDateTime::now_utc();
+        self.write_merged(record, claim, |r| {
+            r.status = MediaStatus::PendingReview;
+            r.claim = None;
+            r.expires_at = None;
+            r.rejection = None;
+            r.source = Some(source.clone());
+            r.derivatives = derivatives.clone();
+            r.record_history(now, SYSTEM_ACTOR, "processed", summary.clone());
+        })
+        .await?;
         self.delete_all(superseded).await;
         let t = &timings;
         info!(
@@ -330,7 +359,14 @@ impl Processor {
         }
         let superseded = superseded(&record.derivatives, &derivatives);
         record.derivatives = derivatives;
-        self.write(&mut record, OffsetDateTime::now_utc()).await?;
+        let now = OffsetDateTime::now_utc();
+        let summary = if stale.is_empty() {
+            "dropped unconfigured presets".to_owned()
+        } else {
+            format!("rebuilt {}", stale.join(", "))
+        };
+        record.record_history(now, SYSTEM_ACTOR, "regenerated", summary);
+        self.write(&mut record, now).await?;
         self.delete_all(superseded).await;
         info!(presets = ?stale, "regenerated");
         Ok(Outcome::Regenerated(stale))
@@ -345,9 +381,16 @@ impl Processor {
     ) -> Result<Vec<Derivative>, ProcessError> {
         let mut derivatives = Vec::with_capacity(renditions.len());
         for rendition in renditions {
-            // Content hash and preset version in the key: new content or a new preset, new key.
+            // Content hash, preset version and (for crops) the focal point in the key: whatever
+            // changes the bytes changes the key, so a cached derivative is never stale.
+            let crop = match (self.config.presets.get(&rendition.preset).map(|p| &p.fit), record.focal_point) {
+                (Some(Fit::Cover { .. }), Some(f)) => {
+                    format!("-f{}x{}", (f.x * 1000.0).round() as u32, (f.y * 1000.0).round() as u32)
+                }
+                _ => String::new(),
+            };
             let key = ObjectKey::parse(&format!(
-                "derived/{}/{}/{}/{}-v{}.{}",
+                "derived/{}/{}/{}/{}-v{}{crop}.{}",
                 record.model_id,
                 record.media_id,
                 &sha256[..16],
@@ -428,18 +471,82 @@ impl Processor {
         .unwrap_or_else(|join| Err(ImagingError::from_panic(join.to_string())))
     }
 
-    async fn reject(&self, mut record: MediaRecord, code: &str, message: String) -> Result<Outcome, ProcessError> {
+    async fn reject(&self, record: MediaRecord, code: &str, message: String) -> Result<Outcome, ProcessError> {
         warn!(code, %message, "upload rejected");
-        record.status = MediaStatus::Rejected;
-        record.expires_at = None;
-        record.source = None;
-        record.rejection = Some(Rejection { code: code.to_owned(), message });
-        // The claim stays as the record of which object version was judged, for the replay check.
-        if let Some(claim) = record.claim.as_mut() {
-            claim.until = OffsetDateTime::now_utc();
-        }
-        self.write(&mut record, OffsetDateTime::now_utc()).await?;
+        let now = OffsetDateTime::now_utc();
+        let claim = record.claim.clone();
+        self.write_merged(record, claim, |r| {
+            r.status = MediaStatus::Rejected;
+            r.expires_at = None;
+            r.source = None;
+            r.rejection = Some(Rejection { code: code.to_owned(), message: message.clone() });
+            // The claim stays as the record of which object version was judged, for the replay check.
+            if let Some(claim) = r.claim.as_mut() {
+                claim.until = now;
+            }
+            r.record_history(now, SYSTEM_ACTOR, "rejected_file", format!("{code}: {message}"));
+        })
+        .await?;
         Ok(Outcome::Rejected(code.to_owned()))
+    }
+
+    /// Applies the outcome of processing to the record. People may edit a record while its
+    /// photo is processed (caption, tags): on a version conflict the outcome is applied again to
+    /// what they wrote, as long as this delivery's claim is still the record's claim.
+    async fn write_merged(
+        &self,
+        mut record: MediaRecord,
+        claim: Option<Claim>,
+        apply: impl Fn(&mut MediaRecord),
+    ) -> Result<(), ProcessError> {
+        for _ in 0..MERGE_ATTEMPTS {
+            let mut next = record.clone();
+            apply(&mut next);
+            match self.write(&mut next, OffsetDateTime::now_utc()).await {
+                Err(ProcessError::Transient(_)) if claim.is_some() => {}
+                other => return other,
+            }
+            record = match self.metadata.get_media(&record.model_id, &record.media_id).await {
+                Ok(fresh) => fresh,
+                Err(StoreError::NotFound) => return Ok(()), // deleted meanwhile: nothing to record
+                Err(e) => return Err(e.into()),
+            };
+            if record.claim.as_ref().map(|c| &c.etag) != claim.as_ref().map(|c| &c.etag) {
+                return Err(ProcessError::Transient(anyhow::anyhow!("another delivery took over this media")));
+            }
+        }
+        Err(ProcessError::Transient(anyhow::anyhow!("the media record kept changing while it was processed")))
+    }
+
+    /// Removes every object of a deleted media, then its tombstone. The API enqueues this with a
+    /// delay longer than its own timeout, so a delete that did not happen is seen as such.
+    pub async fn purge(&self, model: &ModelId, media: &MediaId) -> Result<Outcome, ProcessError> {
+        let Some(tombstone) = self.metadata.get_tombstone(model, media).await? else {
+            return Ok(Outcome::Ignored("no tombstone: never deleted, or already purged".into()));
+        };
+        let mut removed = 0;
+        // Listing catches objects the record no longer names (a crash between writing a
+        // derivative and recording it).
+        let prefix = format!("derived/{model}/{media}/");
+        let mut cursor = None;
+        loop {
+            let page = self.objects.list(&prefix, cursor.take(), 1000).await?;
+            for key in &page.keys {
+                self.objects.delete(key).await?;
+                removed += 1;
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        for derivative in &tombstone.derivatives {
+            self.objects.delete(&derivative.key).await?;
+        }
+        self.objects.delete(&tombstone.original_key).await?;
+        self.metadata.remove_tombstone(model, media).await?;
+        info!(removed, "purged a deleted media");
+        Ok(Outcome::Purged(removed + 1))
     }
 
     /// A conditional write of the next version; a conflict means another writer got there first,
@@ -476,20 +583,4 @@ fn superseded(old: &[Derivative], new: &[Derivative]) -> Vec<ObjectKey> {
 
 fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn regenerate_commands_parse() {
-        let body = r#"{"action":"regenerate","model_id":"m1","media_id":"01jd3k6v2q8m3y7x9t0b5n4c2a"}"#;
-        let command: RegenerateCommand = serde_json::from_str(body).unwrap();
-        assert_eq!(command.model_id.as_str(), "m1");
-        assert!(command.presets.is_empty());
-        let forced = r#"{"action":"regenerate","model_id":"m1","media_id":"01jd3k6v2q8m3y7x9t0b5n4c2a","presets":["cover-square"]}"#;
-        assert_eq!(serde_json::from_str::<RegenerateCommand>(forced).unwrap().presets, vec!["cover-square"]);
-        assert!(serde_json::from_str::<RegenerateCommand>(r#"{"action":"other","model_id":"m1"}"#).is_err());
-    }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use bytes::Bytes;
-use phoenix_domain::ports::{MediaQuery, Page, PutOptions, StoreResult};
+use phoenix_domain::ports::{Fingerprint, MediaQuery, Page, PutOptions, StoreResult};
 use phoenix_domain::upload::{UploadRequest, create_upload};
 use phoenix_domain::{
     Limits, MediaId, MediaRecord, MediaStatus, MetadataStore, ModelId, ObjectKey, ObjectStore, StoreError,
@@ -15,10 +15,13 @@ use phoenix_domain::{
 use phoenix_ingest::{Outcome, Processor, ProcessorConfig};
 use phoenix_storage::local::{LocalMetadataStore, LocalObjectStore};
 
-/// Fails the next `failures` reads with `Unavailable`, as a throttled or unreachable store would.
+/// Fails the next `failures` reads with `Unavailable`, as a throttled or unreachable store would;
+/// with `edit_before_outcome` set, a person edits the caption just before the processor records
+/// its outcome (so the processor's write conflicts).
 struct Flaky {
     inner: LocalMetadataStore,
     failures: AtomicU32,
+    edit_before_outcome: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait]
@@ -33,10 +36,38 @@ impl MetadataStore for Flaky {
         self.inner.get_media(m, id).await
     }
     async fn update_media(&self, r: &MediaRecord) -> StoreResult<()> {
+        if r.status == MediaStatus::PendingReview && self.edit_before_outcome.swap(false, Ordering::SeqCst) {
+            let mut edited = self.inner.get_media(&r.model_id, &r.media_id).await?;
+            edited.metadata.caption = Some("edited while processing".into());
+            edited.version += 1;
+            self.inner.update_media(&edited).await?;
+        }
         self.inner.update_media(r).await
     }
     async fn list_media(&self, m: &ModelId, q: &MediaQuery) -> StoreResult<Page<MediaRecord>> {
         self.inner.list_media(m, q).await
+    }
+    async fn get_media_with_fingerprints(
+        &self,
+        m: &ModelId,
+        id: &MediaId,
+    ) -> StoreResult<(MediaRecord, Vec<Fingerprint>)> {
+        self.inner.get_media_with_fingerprints(m, id).await
+    }
+    async fn batch_get_media(&self, keys: &[(ModelId, MediaId)]) -> StoreResult<Vec<MediaRecord>> {
+        self.inner.batch_get_media(keys).await
+    }
+    async fn delete_media(&self, r: &MediaRecord) -> StoreResult<()> {
+        self.inner.delete_media(r).await
+    }
+    async fn get_tombstone(&self, m: &ModelId, id: &MediaId) -> StoreResult<Option<MediaRecord>> {
+        self.inner.get_tombstone(m, id).await
+    }
+    async fn remove_tombstone(&self, m: &ModelId, id: &MediaId) -> StoreResult<()> {
+        self.inner.remove_tombstone(m, id).await
+    }
+    async fn put_fingerprint(&self, m: &ModelId, f: &Fingerprint) -> StoreResult<()> {
+        self.inner.put_fingerprint(m, f).await
     }
 }
 
@@ -54,6 +85,7 @@ fn fixture() -> Fixture {
     let metadata = Arc::new(Flaky {
         inner: LocalMetadataStore::open(&dir.path().join("m.sqlite")).unwrap(),
         failures: AtomicU32::new(0),
+        edit_before_outcome: Default::default(),
     });
     let processor = Processor::new(objects.clone(), metadata.clone(), ProcessorConfig::default());
     Fixture { _dir: dir, objects, metadata, processor }
@@ -74,6 +106,7 @@ async fn uploaded(f: &Fixture, model: &str, bytes: Vec<u8>) -> (ModelId, MediaId
         &Limits::default(),
         &model,
         request,
+        "model-user",
         time::OffsetDateTime::now_utc(),
     )
     .await
@@ -140,6 +173,34 @@ async fn test_events_foreign_keys_and_orphans_are_acknowledged() {
     let response = f.processor.handle_batch(event(&[("t", test_event), ("f", foreign), ("o", orphan)])).await;
     assert!(response.batch_item_failures.is_empty());
     assert!(matches!(f.processor.handle_message(orphan).await.unwrap()[0], Outcome::Ignored(_)));
+}
+
+#[tokio::test]
+async fn an_original_whose_media_is_gone_is_removed() {
+    let f = fixture();
+    let (model, media, body) = uploaded(&f, "m-gone", photo("photos/rgb16.png")).await;
+    let record = f.metadata.get_media(&model, &media).await.unwrap();
+    f.metadata.delete_media(&record).await.unwrap();
+    assert!(f.processor.handle_batch(event(&[("g", &body)])).await.batch_item_failures.is_empty());
+    assert!(matches!(f.objects.head(&record.original_key).await, Err(StoreError::NotFound)));
+}
+
+#[tokio::test]
+async fn an_edit_made_while_processing_is_kept() {
+    let f = fixture();
+    let (model, media, body) = uploaded(&f, "m-edit", photo("photos/rgb16.png")).await;
+    f.metadata.edit_before_outcome.store(true, Ordering::SeqCst);
+    let response = f.processor.handle_batch(event(&[("e", &body)])).await;
+    assert!(response.batch_item_failures.is_empty(), "the conflict is resolved, not retried");
+    let record = f.metadata.get_media(&model, &media).await.unwrap();
+    assert_eq!(record.status, MediaStatus::PendingReview);
+    assert!(!record.derivatives.is_empty());
+    assert_eq!(record.metadata.caption.as_deref(), Some("edited while processing"), "the person's edit survives");
+    assert_eq!(record.history[0].action, "processed");
+    // The fingerprint was recorded for duplicate detection.
+    let (_, prints) = f.metadata.get_media_with_fingerprints(&model, &media).await.unwrap();
+    assert_eq!(prints.len(), 1);
+    assert_eq!(Some(&prints[0].phash), record.source.as_ref().unwrap().phash.as_ref());
 }
 
 #[tokio::test]

@@ -8,9 +8,14 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use phoenix_domain::media::{Claim, Derivative, FocalPoint, GpsPosition, SourceInfo};
-use phoenix_domain::ports::{MediaQuery, MetadataStore, ObjectStore, PutOptions, Queue, QueueName, StoreError};
-use phoenix_domain::{MediaId, MediaRecord, MediaStatus, ModelId, ObjectKey};
+use phoenix_domain::media::{
+    Claim, Credit, Derivative, FocalPoint, GalleryLink, GpsPosition, MediaMetadata, Review, ReviewDecision, Severity,
+    SourceInfo, Violation,
+};
+use phoenix_domain::ports::{
+    Fingerprint, MediaQuery, MetadataStore, ObjectStore, PutOptions, Queue, QueueName, StoreError,
+};
+use phoenix_domain::{Category, GalleryId, MediaId, MediaRecord, MediaStatus, ModelId, ObjectKey, Tag};
 use time::OffsetDateTime;
 
 /// A fresh, lower-case ULID string: unique per call.
@@ -77,6 +82,23 @@ pub fn sample_record(model: &ModelId, media: &MediaId, status: MediaStatus) -> M
         }],
         rejection: None,
         focal_point: Some(FocalPoint { x: 0.25, y: 0.75 }),
+        metadata: MediaMetadata {
+            caption: Some("Backstage, «Paris» — 2027".to_owned()),
+            alt_text: Some("A model in a red coat".to_owned()),
+            category: Some(Category::parse("editorial").expect("valid category")),
+            tags: Vec::new(),
+            credits: vec![Credit { role: "photographer".to_owned(), name: "Ada Lovelace".to_owned() }],
+            usage_rights_expires_at: Some(time::macros::datetime!(2030-01-01 00:00 UTC)),
+        },
+        galleries: Vec::new(),
+        review: Some(Review {
+            decision: ReviewDecision::Reject,
+            reviewer: "reviewer-1".to_owned(),
+            at: time::macros::datetime!(2026-11-24 10:00 UTC),
+            note: Some("needs a release".to_owned()),
+            violations: vec![Violation { code: "rights".to_owned(), severity: Severity::High, note: None }],
+        }),
+        history: Vec::new(),
     }
 }
 
@@ -208,10 +230,16 @@ async fn list_all(
     status: Option<MediaStatus>,
     limit: usize,
 ) -> Vec<MediaRecord> {
+    list_query(store, model, &MediaQuery { status, ..MediaQuery::new(limit) }).await
+}
+
+/// Every page of `query` (its `cursor` is ignored), checking each page's size.
+async fn list_query(store: &dyn MetadataStore, model: &ModelId, query: &MediaQuery) -> Vec<MediaRecord> {
+    let limit = query.limit;
     let mut all = Vec::new();
     let mut cursor = None;
-    for page_number in 0..100 {
-        let query = MediaQuery { status, limit, cursor: cursor.take() };
+    for page_number in 0..200 {
+        let query = MediaQuery { cursor: cursor.take(), ..query.clone() };
         let page = store.list_media(model, &query).await.expect("list_media");
         assert!(page.items.len() <= limit, "page {page_number} has {} items, over the limit {limit}", page.items.len());
         all.extend(page.items);
@@ -220,7 +248,7 @@ async fn list_all(
             None => return all,
         }
     }
-    panic!("list_media did not end after 100 pages");
+    panic!("list_media did not end after 200 pages");
 }
 
 fn ids(records: &[MediaRecord]) -> Vec<MediaId> {
@@ -358,12 +386,266 @@ pub async fn metadata_store_suite(store: &dyn MetadataStore) {
 
     // A cursor that no listing returned.
     for bad in ["not a cursor", "!!!", "eyJmb28iOiJiYXIifQ"] {
-        let query = MediaQuery { status: None, limit: 2, cursor: Some(bad.to_owned()) };
+        let query = MediaQuery { cursor: Some(bad.to_owned()), ..MediaQuery::new(2) };
         match store.list_media(&model, &query).await {
             Err(StoreError::Invalid(_)) => {}
             other => panic!("a bad cursor {bad:?} must be Invalid, got {other:?}"),
         }
     }
+
+    library_queries(store).await;
+    batches_fingerprints_and_deletes(store).await;
+}
+
+fn tag(raw: &str) -> Tag {
+    Tag::parse(raw).expect("valid tag")
+}
+
+fn gallery(raw: &str) -> GalleryId {
+    GalleryId::parse(raw).expect("valid gallery id")
+}
+
+/// Every filter, alone and combined, against [`MediaQuery::matches`] as the definition; and
+/// index entries that follow the record through updates.
+async fn library_queries(store: &dyn MetadataStore) {
+    let model = ModelId::parse(&format!("conf-lib-{}", run_id())).expect("valid model id");
+    let base = OffsetDateTime::now_utc() - Duration::from_secs(7200);
+    let categories = ["headshot", "runway", "editorial"];
+    let mut created = Vec::new();
+    for i in 0..9u64 {
+        // Millisecond instants, as the upload use case makes them.
+        let at = base + Duration::from_millis(i * 60_000 + 7);
+        let media = media_id_at(at);
+        let status = [MediaStatus::Approved, MediaStatus::PendingReview, MediaStatus::Rejected][i as usize % 3];
+        let mut record = sample_record(&model, &media, status);
+        record.created_at = at;
+        record.updated_at = at;
+        record.metadata.category = (i % 4 != 3).then(|| Category::parse(categories[i as usize % 3]).unwrap());
+        record.metadata.tags = match i % 3 {
+            0 => vec![tag("beach"), tag("summer")],
+            1 => vec![tag("beach")],
+            _ => Vec::new(),
+        };
+        record.galleries = match i % 2 {
+            0 => vec![GalleryLink { gallery_id: gallery("g-main"), published: true }],
+            _ => Vec::new(),
+        };
+        if i == 4 {
+            record.galleries.push(GalleryLink { gallery_id: gallery("g-extra"), published: false });
+        }
+        store.create_media(&record).await.expect("create_media with tags and galleries");
+        created.push(record);
+    }
+
+    let expect = |query: &MediaQuery, created: &[MediaRecord]| -> Vec<MediaId> {
+        created.iter().rev().filter(|r| query.matches(r)).map(|r| r.media_id).collect()
+    };
+    let from = created[2].created_at;
+    let before = created[7].created_at;
+    let queries = [
+        MediaQuery { tag: Some(tag("beach")), ..MediaQuery::new(2) },
+        MediaQuery { tag: Some(tag("summer")), ..MediaQuery::new(1) },
+        MediaQuery { tag: Some(tag("nobody")), ..MediaQuery::new(5) },
+        MediaQuery { category: Some(Category::parse("runway").unwrap()), ..MediaQuery::new(1) },
+        MediaQuery { gallery: Some(gallery("g-main")), ..MediaQuery::new(2) },
+        MediaQuery { gallery: Some(gallery("g-extra")), ..MediaQuery::new(100) },
+        MediaQuery { created_from: Some(from), ..MediaQuery::new(2) },
+        MediaQuery { created_before: Some(before), ..MediaQuery::new(3) },
+        MediaQuery { created_from: Some(from), created_before: Some(before), ..MediaQuery::new(100) },
+        // An instant between two milliseconds: `from` rounds up, `before` stays exclusive.
+        MediaQuery {
+            created_from: Some(from - Duration::from_nanos(1)),
+            created_before: Some(before + Duration::from_nanos(1)),
+            ..MediaQuery::new(4)
+        },
+        MediaQuery { created_from: Some(before), created_before: Some(from), ..MediaQuery::new(4) },
+        MediaQuery { status: Some(MediaStatus::Approved), created_from: Some(from), ..MediaQuery::new(1) },
+        MediaQuery { status: Some(MediaStatus::Approved), tag: Some(tag("beach")), ..MediaQuery::new(1) },
+        MediaQuery {
+            category: Some(Category::parse("headshot").unwrap()),
+            gallery: Some(gallery("g-main")),
+            created_before: Some(before),
+            ..MediaQuery::new(2)
+        },
+        MediaQuery {
+            status: Some(MediaStatus::PendingReview),
+            category: Some(Category::parse("runway").unwrap()),
+            tag: Some(tag("beach")),
+            ..MediaQuery::new(3)
+        },
+    ];
+    for query in &queries {
+        let listed = list_query(store, &model, query).await;
+        assert_eq!(ids(&listed), expect(query, &created), "list_media of {query:?}: every match once, newest first");
+        for record in &listed {
+            let original = created.iter().find(|r| r.media_id == record.media_id).expect("a created record");
+            assert_eq!(record, original, "a record listed through an index is the stored record");
+        }
+    }
+
+    // A cursor belongs to its listing.
+    let first = store
+        .list_media(&model, &MediaQuery { tag: Some(tag("beach")), ..MediaQuery::new(1) })
+        .await
+        .expect("first page by tag");
+    let cursor = first.next_cursor.expect("more than one beach photo");
+    for other in [
+        MediaQuery { tag: Some(tag("summer")), ..MediaQuery::new(1) },
+        MediaQuery::new(1),
+        MediaQuery { status: Some(MediaStatus::Approved), ..MediaQuery::new(1) },
+        MediaQuery { tag: Some(tag("beach")), created_from: Some(from), ..MediaQuery::new(1) },
+    ] {
+        match store.list_media(&model, &MediaQuery { cursor: Some(cursor.clone()), ..other.clone() }).await {
+            Err(StoreError::Invalid(_)) => {}
+            got => panic!("a tag=beach cursor used for {other:?} must be Invalid, got {got:?}"),
+        }
+    }
+
+    // Index entries follow the record: retag, recategorise, leave a gallery.
+    let mut moved = created[0].clone();
+    moved.version += 1;
+    moved.metadata.tags = vec![tag("studio")];
+    moved.metadata.category = Some(Category::parse("runway").unwrap());
+    moved.galleries.clear();
+    moved.status = MediaStatus::PendingReview;
+    store.update_media(&moved).await.expect("update tags, category, galleries and status");
+    created[0] = moved.clone();
+    let beach = list_query(store, &model, &MediaQuery { tag: Some(tag("beach")), ..MediaQuery::new(100) }).await;
+    assert!(!ids(&beach).contains(&moved.media_id), "a removed tag no longer lists the record");
+    let studio = list_query(store, &model, &MediaQuery { tag: Some(tag("studio")), ..MediaQuery::new(100) }).await;
+    assert_eq!(studio, vec![moved.clone()], "an added tag lists the record as it is now");
+    for query in &queries {
+        let listed = list_query(store, &model, query).await;
+        assert_eq!(ids(&listed), expect(query, &created), "after the update, list_media of {query:?}");
+    }
+    // A conflicting update leaves the index entries alone.
+    let mut stale = moved.clone();
+    stale.metadata.tags = vec![tag("stale")];
+    match store.update_media(&stale).await {
+        Err(StoreError::VersionConflict { current: Some(v) }) if v == moved.version => {}
+        other => panic!("a stale update must be VersionConflict, got {other:?}"),
+    }
+    let none = list_query(store, &model, &MediaQuery { tag: Some(tag("stale")), ..MediaQuery::new(10) }).await;
+    assert!(none.is_empty(), "a failed update writes no index entry");
+    // Later updates keep the copies in step.
+    let mut again = moved.clone();
+    again.version += 1;
+    again.metadata.caption = Some("new caption".into());
+    store.update_media(&again).await.expect("update the caption");
+    let studio = list_query(store, &model, &MediaQuery { tag: Some(tag("studio")), ..MediaQuery::new(100) }).await;
+    assert_eq!(studio, vec![again.clone()], "an index entry shows the latest version");
+}
+
+async fn batches_fingerprints_and_deletes(store: &dyn MetadataStore) {
+    let model = ModelId::parse(&format!("conf-del-{}", run_id())).expect("valid model id");
+    let other_model = ModelId::parse(&format!("conf-del-other-{}", run_id())).expect("valid model id");
+    let mut records = Vec::new();
+    for i in 0..3 {
+        let media = MediaId::new();
+        let mut record = sample_record(&model, &media, MediaStatus::Approved);
+        record.metadata.tags = vec![tag("keep"), tag(&format!("t{i}"))];
+        record.galleries = vec![GalleryLink { gallery_id: gallery("g1"), published: false }];
+        store.create_media(&record).await.expect("create");
+        records.push(record);
+    }
+    let elsewhere = sample_record(&other_model, &MediaId::new(), MediaStatus::Approved);
+    store.create_media(&elsewhere).await.expect("create in another model");
+    let mut expired = sample_record(&model, &MediaId::new(), MediaStatus::Uploading);
+    expired.expires_at = Some(OffsetDateTime::now_utc() - Duration::from_secs(5));
+    store.create_media(&expired).await.expect("create an expired record");
+
+    // Batch get: what exists, whatever the model; nothing else.
+    let missing = MediaId::new();
+    let keys = vec![
+        (model.clone(), records[0].media_id),
+        (model.clone(), missing),
+        (other_model.clone(), elsewhere.media_id),
+        (model.clone(), records[2].media_id),
+        (model.clone(), expired.media_id),
+        (other_model.clone(), records[1].media_id),
+    ];
+    let mut found = store.batch_get_media(&keys).await.expect("batch_get_media");
+    found.sort_by_key(|r| r.media_id);
+    let mut wanted = vec![records[0].clone(), elsewhere.clone(), records[2].clone()];
+    wanted.sort_by_key(|r| r.media_id);
+    assert_eq!(found, wanted, "batch_get_media returns exactly the live records asked for");
+    let many: Vec<(ModelId, MediaId)> = (0..100).map(|_| (model.clone(), MediaId::new())).collect();
+    assert!(store.batch_get_media(&many).await.expect("a batch of 100").is_empty());
+    assert!(store.batch_get_media(&[]).await.expect("an empty batch").is_empty());
+
+    // Fingerprints: one per media, read with the record in one call.
+    for (record, phash) in records.iter().zip(["00000000000000ff", "00000000000000fe", "ffffffffffffffff"]) {
+        let fingerprint = Fingerprint { media_id: record.media_id, phash: phash.to_owned() };
+        store.put_fingerprint(&model, &fingerprint).await.expect("put_fingerprint");
+        store.put_fingerprint(&model, &fingerprint).await.expect("put_fingerprint is idempotent");
+    }
+    let replaced = Fingerprint { media_id: records[2].media_id, phash: "0f0f0f0f0f0f0f0f".to_owned() };
+    store.put_fingerprint(&model, &replaced).await.expect("replace a fingerprint");
+    let (record, mut prints) =
+        store.get_media_with_fingerprints(&model, &records[0].media_id).await.expect("get with fingerprints");
+    assert_eq!(record, records[0]);
+    prints.sort_by_key(|f| f.media_id);
+    let mut expected_prints = vec![
+        Fingerprint { media_id: records[0].media_id, phash: "00000000000000ff".into() },
+        Fingerprint { media_id: records[1].media_id, phash: "00000000000000fe".into() },
+        replaced.clone(),
+    ];
+    expected_prints.sort_by_key(|f| f.media_id);
+    assert_eq!(prints, expected_prints, "every fingerprint of the model, the latest of each");
+    let (_, other_prints) =
+        store.get_media_with_fingerprints(&other_model, &elsewhere.media_id).await.expect("another model");
+    assert!(other_prints.is_empty(), "fingerprints are per model");
+    assert!(matches!(store.get_media_with_fingerprints(&model, &missing).await, Err(StoreError::NotFound)));
+
+    // Delete: conditional on the version, atomic with the index entries and the fingerprint.
+    let victim = records[1].clone();
+    let mut stale = victim.clone();
+    stale.version += 3;
+    match store.delete_media(&stale).await {
+        Err(StoreError::VersionConflict { current: Some(v) }) if v == victim.version => {}
+        other => panic!("deleting a version that is not stored must be VersionConflict, got {other:?}"),
+    }
+    assert_eq!(store.get_media(&model, &victim.media_id).await.expect("still there"), victim);
+    assert_eq!(store.get_tombstone(&model, &victim.media_id).await.expect("get_tombstone"), None);
+
+    store.delete_media(&victim).await.expect("delete_media");
+    assert!(matches!(store.get_media(&model, &victim.media_id).await, Err(StoreError::NotFound)));
+    assert!(store.batch_get_media(&[(model.clone(), victim.media_id)]).await.expect("batch get").is_empty());
+    for query in [
+        MediaQuery::new(100),
+        MediaQuery { tag: Some(tag("keep")), ..MediaQuery::new(100) },
+        MediaQuery { tag: Some(tag("t1")), ..MediaQuery::new(100) },
+        MediaQuery { gallery: Some(gallery("g1")), ..MediaQuery::new(100) },
+        MediaQuery { status: Some(MediaStatus::Approved), ..MediaQuery::new(100) },
+        MediaQuery { category: Some(Category::parse("editorial").unwrap()), ..MediaQuery::new(100) },
+    ] {
+        let listed = ids(&list_query(store, &model, &query).await);
+        let survivors: Vec<MediaId> = records
+            .iter()
+            .rev()
+            .filter(|r| r.media_id != victim.media_id && query.matches(r))
+            .map(|r| r.media_id)
+            .collect();
+        assert_eq!(listed, survivors, "a deleted media is not listed by {query:?}; the others still are");
+    }
+    let (_, prints) = store.get_media_with_fingerprints(&model, &records[0].media_id).await.expect("get");
+    assert!(!prints.iter().any(|f| f.media_id == victim.media_id), "the fingerprint goes with the media");
+    assert_eq!(prints.len(), 2);
+    assert_eq!(
+        store.get_tombstone(&model, &victim.media_id).await.expect("get_tombstone"),
+        Some(victim.clone()),
+        "the tombstone holds the deleted record"
+    );
+    match store.delete_media(&victim).await {
+        Err(StoreError::NotFound) => {}
+        other => panic!("deleting twice must be NotFound, got {other:?}"),
+    }
+    let mut revived = victim.clone();
+    revived.version += 1;
+    assert!(matches!(store.update_media(&revived).await, Err(StoreError::NotFound)), "a deleted media stays deleted");
+    store.remove_tombstone(&model, &victim.media_id).await.expect("remove_tombstone");
+    store.remove_tombstone(&model, &victim.media_id).await.expect("remove_tombstone again");
+    assert_eq!(store.get_tombstone(&model, &victim.media_id).await.expect("get_tombstone"), None);
 }
 
 // ---------------------------------------------------------------------------------------------

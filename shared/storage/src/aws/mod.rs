@@ -57,6 +57,13 @@ impl Deployment {
     }
 }
 
+/// The processor's ingest queue, which also carries the API's maintenance commands, from
+/// `PHOENIX_INGEST_QUEUE_URL`.
+pub fn ingest_queue_from_env(config: &SdkConfig) -> Result<SqsQueue, phoenix_domain::config::ConfigError> {
+    let url = phoenix_domain::config::env_required("PHOENIX_INGEST_QUEUE_URL")?;
+    Ok(SqsQueue::new(config, [(phoenix_domain::QueueName::INGEST, url)].into()))
+}
+
 /// Error codes that mean "slow down" or "try again", whatever the HTTP status.
 const TRANSIENT_CODES: &[&str] = &[
     "Throttling",

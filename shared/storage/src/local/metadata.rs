@@ -6,12 +6,17 @@ use std::path::Path;
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use phoenix_domain::ports::{MediaQuery, MetadataStore, Page, StoreError, StoreResult};
+use phoenix_domain::media::{MAX_GALLERIES, MAX_TAGS};
+use phoenix_domain::ports::{Fingerprint, MediaQuery, MetadataStore, Page, StoreError, StoreResult};
 use phoenix_domain::{MediaId, MediaRecord, ModelId};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::types::Value;
+use rusqlite::{OptionalExtension, params, params_from_iter};
 use time::OffsetDateTime;
 
 use super::sqlite::{Db, sql_err};
+
+/// As DynamoDB's BatchGetItem.
+const MAX_BATCH_GET: usize = 100;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS media (
@@ -24,7 +29,39 @@ CREATE TABLE IF NOT EXISTS media (
     PRIMARY KEY (model_id, media_id)
 );
 CREATE INDEX IF NOT EXISTS media_by_status ON media (model_id, status, media_id);
+CREATE TABLE IF NOT EXISTS media_tags (
+    model_id TEXT NOT NULL,
+    tag      TEXT NOT NULL,
+    media_id TEXT NOT NULL,
+    PRIMARY KEY (model_id, tag, media_id)
+);
+CREATE TABLE IF NOT EXISTS media_galleries (
+    model_id   TEXT NOT NULL,
+    gallery_id TEXT NOT NULL,
+    media_id   TEXT NOT NULL,
+    PRIMARY KEY (model_id, gallery_id, media_id)
+);
+CREATE TABLE IF NOT EXISTS fingerprints (
+    model_id TEXT NOT NULL,
+    media_id TEXT NOT NULL,
+    phash    TEXT NOT NULL,
+    PRIMARY KEY (model_id, media_id)
+);
+CREATE TABLE IF NOT EXISTS tombstones (
+    model_id TEXT NOT NULL,
+    media_id TEXT NOT NULL,
+    doc      TEXT NOT NULL,
+    PRIMARY KEY (model_id, media_id)
+);
 ";
+
+/// Data folders made before the library queries existed get the category column (filled from
+/// the stored records) on first open.
+const ADD_CATEGORY: &str = "
+ALTER TABLE media ADD COLUMN category TEXT;
+UPDATE media SET category = json_extract(doc, '$.metadata.category');
+";
+const CATEGORY_INDEX: &str = "CREATE INDEX IF NOT EXISTS media_by_category ON media (model_id, category, media_id);";
 
 #[derive(Clone)]
 pub struct LocalMetadataStore {
@@ -33,7 +70,16 @@ pub struct LocalMetadataStore {
 
 impl LocalMetadataStore {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        Ok(Self { db: Db::open(path, SCHEMA)? })
+        let db = Db::open(path, SCHEMA)?;
+        db.with_blocking(|conn| {
+            let has_category =
+                conn.prepare("SELECT 1 FROM pragma_table_info('media') WHERE name = 'category'")?.exists([])?;
+            if !has_category {
+                conn.execute_batch(ADD_CATEGORY)?;
+            }
+            conn.execute_batch(CATEGORY_INDEX)
+        })?;
+        Ok(Self { db })
     }
 }
 
@@ -45,11 +91,17 @@ fn decode(doc: &str) -> StoreResult<MediaRecord> {
     serde_json::from_str(doc).map_err(|e| StoreError::unavailable(anyhow::anyhow!("corrupt record: {e}")))
 }
 
+fn check_bounds(record: &MediaRecord) -> StoreResult<()> {
+    if record.metadata.tags.len() > MAX_TAGS || record.galleries.len() > MAX_GALLERIES {
+        return Err(StoreError::Invalid(format!("a media has at most {MAX_TAGS} tags and {MAX_GALLERIES} galleries")));
+    }
+    Ok(())
+}
+
 /// A page position, bound to the listing it came from so it cannot be replayed elsewhere.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Cursor {
-    model: String,
-    status: Option<String>,
+    listing: String,
     after: MediaId,
 }
 
@@ -57,35 +109,109 @@ fn encode_cursor(cursor: &Cursor) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(cursor).unwrap_or_default())
 }
 
-fn decode_cursor(raw: &str, model: &str, status: Option<&str>) -> StoreResult<String> {
+fn decode_cursor(raw: &str, listing: &str) -> StoreResult<MediaId> {
     let cursor: Cursor = URL_SAFE_NO_PAD
         .decode(raw)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| StoreError::Invalid("cursor is not one this service issued".into()))?;
-    if cursor.model != model || cursor.status.as_deref() != status {
+    if cursor.listing != listing {
         return Err(StoreError::Invalid("cursor is not one this listing returned".into()));
     }
-    Ok(cursor.after.to_string())
+    Ok(cursor.after)
+}
+
+/// Writes the record's row and its index rows (tags, galleries), replacing any old ones.
+fn write_row(tx: &rusqlite::Transaction<'_>, record: &MediaRecord, insert: bool) -> StoreResult<()> {
+    let doc = encode(record)?;
+    let (model, media) = (record.model_id.to_string(), record.media_id.to_string());
+    let category = record.metadata.category.as_ref().map(|c| c.as_str().to_owned());
+    let expires = record.expires_at.map(|t| t.unix_timestamp());
+    let sql = if insert {
+        "INSERT INTO media (model_id, media_id, status, version, expires_at, doc, category)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    } else {
+        "UPDATE media SET status = ?3, version = ?4, expires_at = ?5, doc = ?6, category = ?7
+         WHERE model_id = ?1 AND media_id = ?2"
+    };
+    tx.execute(sql, params![model, media, record.status.as_str(), record.version as i64, expires, doc, category])
+        .map_err(sql_err)?;
+    remove_index_rows(tx, &model, &media)?;
+    for tag in &record.metadata.tags {
+        tx.execute(
+            "INSERT INTO media_tags (model_id, tag, media_id) VALUES (?1, ?2, ?3)",
+            params![model, tag.as_str(), media],
+        )
+        .map_err(sql_err)?;
+    }
+    for gallery in record.gallery_ids() {
+        tx.execute(
+            "INSERT OR IGNORE INTO media_galleries (model_id, gallery_id, media_id) VALUES (?1, ?2, ?3)",
+            params![model, gallery.as_str(), media],
+        )
+        .map_err(sql_err)?;
+    }
+    Ok(())
+}
+
+fn remove_index_rows(tx: &rusqlite::Transaction<'_>, model: &str, media: &str) -> StoreResult<()> {
+    for table in ["media_tags", "media_galleries"] {
+        tx.execute(&format!("DELETE FROM {table} WHERE model_id = ?1 AND media_id = ?2"), params![model, media])
+            .map_err(sql_err)?;
+    }
+    Ok(())
+}
+
+fn stored_version(tx: &rusqlite::Transaction<'_>, model: &str, media: &str, now: i64) -> StoreResult<Option<u64>> {
+    tx.query_row(
+        "SELECT version FROM media WHERE model_id = ?1 AND media_id = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
+        params![model, media, now],
+        |row| row.get::<_, i64>(0),
+    )
+    .optional()
+    .map(|v| v.map(|v| v as u64))
+    .map_err(sql_err)
+}
+
+fn read_live(conn: &rusqlite::Connection, model: &str, media: &str, now: i64) -> StoreResult<Option<String>> {
+    conn.prepare_cached(
+        "SELECT doc FROM media WHERE model_id = ?1 AND media_id = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
+    )
+    .map_err(sql_err)?
+    .query_row(params![model, media, now], |row| row.get(0))
+    .optional()
+    .map_err(sql_err)
 }
 
 #[async_trait]
 impl MetadataStore for LocalMetadataStore {
     async fn create_media(&self, record: &MediaRecord) -> StoreResult<()> {
-        let doc = encode(record)?;
-        let (model, media, status, version) =
-            (record.model_id.to_string(), record.media_id.to_string(), record.status.as_str(), record.version as i64);
-        let expires = record.expires_at.map(|t| t.unix_timestamp());
+        check_bounds(record)?;
+        let record = record.clone();
+        let now = OffsetDateTime::now_utc().unix_timestamp();
         self.db
             .run(move |conn| {
-                let inserted = conn
-                    .execute(
-                        "INSERT INTO media (model_id, media_id, status, version, expires_at, doc)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-                        params![model, media, status, version, expires, doc],
+                let tx = conn.transaction().map_err(sql_err)?;
+                let (model, media) = (record.model_id.to_string(), record.media_id.to_string());
+                // An expired leftover counts as absent (DynamoDB's TTL would remove it eventually).
+                let existing: Option<Option<i64>> = tx
+                    .query_row(
+                        "SELECT expires_at FROM media WHERE model_id = ?1 AND media_id = ?2",
+                        params![model, media],
+                        |row| row.get(0),
                     )
+                    .optional()
                     .map_err(sql_err)?;
-                if inserted == 0 { Err(StoreError::AlreadyExists) } else { Ok(()) }
+                match existing {
+                    None => {}
+                    Some(Some(expires)) if expires <= now => {
+                        tx.execute("DELETE FROM media WHERE model_id = ?1 AND media_id = ?2", params![model, media])
+                            .map_err(sql_err)?;
+                    }
+                    Some(_) => return Err(StoreError::AlreadyExists),
+                }
+                write_row(&tx, &record, true)?;
+                tx.commit().map_err(sql_err)
             })
             .await
     }
@@ -93,52 +219,174 @@ impl MetadataStore for LocalMetadataStore {
     async fn get_media(&self, model: &ModelId, media: &MediaId) -> StoreResult<MediaRecord> {
         let (model, media) = (model.to_string(), media.to_string());
         let now = OffsetDateTime::now_utc().unix_timestamp();
-        let doc: Option<String> = self
-            .db
-            .run(move |conn| {
-                conn.query_row(
-                    "SELECT doc FROM media WHERE model_id = ?1 AND media_id = ?2
-                     AND (expires_at IS NULL OR expires_at > ?3)",
-                    params![model, media, now],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(sql_err)
-            })
-            .await?;
+        let doc = self.db.run(move |conn| read_live(conn, &model, &media, now)).await?;
         decode(&doc.ok_or(StoreError::NotFound)?)
     }
 
+    async fn get_media_with_fingerprints(
+        &self,
+        model: &ModelId,
+        media: &MediaId,
+    ) -> StoreResult<(MediaRecord, Vec<Fingerprint>)> {
+        let (model, media) = (model.to_string(), media.to_string());
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let (doc, prints) = self
+            .db
+            .run(move |conn| {
+                let doc = read_live(conn, &model, &media, now)?;
+                let mut stmt = conn
+                    .prepare_cached("SELECT media_id, phash FROM fingerprints WHERE model_id = ?1")
+                    .map_err(sql_err)?;
+                let prints = stmt
+                    .query_map(params![model], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
+                    .map_err(sql_err)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(sql_err)?;
+                Ok((doc, prints))
+            })
+            .await?;
+        let record = decode(&doc.ok_or(StoreError::NotFound)?)?;
+        let prints = prints
+            .into_iter()
+            .filter_map(|(id, phash)| MediaId::parse(&id).ok().map(|media_id| Fingerprint { media_id, phash }))
+            .collect();
+        Ok((record, prints))
+    }
+
+    async fn batch_get_media(&self, keys: &[(ModelId, MediaId)]) -> StoreResult<Vec<MediaRecord>> {
+        if keys.len() > MAX_BATCH_GET {
+            return Err(StoreError::Invalid(format!("at most {MAX_BATCH_GET} keys a batch")));
+        }
+        let keys: Vec<(String, String)> = keys.iter().map(|(m, id)| (m.to_string(), id.to_string())).collect();
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let docs = self
+            .db
+            .run(move |conn| {
+                let mut docs = Vec::with_capacity(keys.len());
+                for (model, media) in &keys {
+                    if let Some(doc) = read_live(conn, model, media, now)? {
+                        docs.push(doc);
+                    }
+                }
+                Ok(docs)
+            })
+            .await?;
+        docs.iter().map(|d| decode(d)).collect()
+    }
+
     async fn update_media(&self, record: &MediaRecord) -> StoreResult<()> {
-        let expected =
-            record.version.checked_sub(1).ok_or_else(|| StoreError::Invalid("a record's version starts at 1".into()))?
-                as i64;
-        let doc = encode(record)?;
-        let (model, media, status, version) =
-            (record.model_id.to_string(), record.media_id.to_string(), record.status.as_str(), record.version as i64);
-        let expires = record.expires_at.map(|t| t.unix_timestamp());
+        check_bounds(record)?;
+        let expected = record
+            .version
+            .checked_sub(1)
+            .ok_or_else(|| StoreError::Invalid("a record's version starts at 1".into()))?;
+        let record = record.clone();
+        let now = OffsetDateTime::now_utc().unix_timestamp();
         self.db
             .run(move |conn| {
                 let tx = conn.transaction().map_err(sql_err)?;
-                let current: Option<i64> = tx
+                let (model, media) = (record.model_id.to_string(), record.media_id.to_string());
+                match stored_version(&tx, &model, &media, now)? {
+                    None => return Err(StoreError::NotFound),
+                    Some(v) if v != expected => return Err(StoreError::VersionConflict { current: Some(v) }),
+                    Some(_) => {}
+                }
+                write_row(&tx, &record, false)?;
+                tx.commit().map_err(sql_err)
+            })
+            .await
+    }
+
+    async fn list_media(&self, model: &ModelId, query: &MediaQuery) -> StoreResult<Page<MediaRecord>> {
+        let listing = query.listing(model);
+        let after = query.cursor.as_deref().map(|c| decode_cursor(c, &listing)).transpose()?;
+        let limit = query.limit.clamp(1, 1000);
+        let Some((low_ms, high_ms)) = query.created_ms_range() else {
+            return Ok(Page { items: Vec::new(), next_cursor: None });
+        };
+        // Newest first: media ids are ULIDs, so they sort by creation time and a creation
+        // range is an id range (the DynamoDB table and its indexes sort the same way).
+        let low = MediaId::first_of_ms(low_ms).to_string();
+        let mut high = MediaId::last_of_ms(high_ms).to_string();
+        if let Some(after) = after {
+            high = high.min(after.to_string());
+        }
+        let mut sql = String::from("SELECT m.doc FROM media m");
+        let mut values: Vec<Value> = Vec::new();
+        if let Some(tag) = &query.tag {
+            sql.push_str(" JOIN media_tags t ON t.model_id = m.model_id AND t.media_id = m.media_id AND t.tag = ?");
+            values.push(Value::Text(tag.as_str().to_owned()));
+        }
+        if let Some(gallery) = &query.gallery {
+            sql.push_str(
+                " JOIN media_galleries g ON g.model_id = m.model_id AND g.media_id = m.media_id AND g.gallery_id = ?",
+            );
+            values.push(Value::Text(gallery.as_str().to_owned()));
+        }
+        sql.push_str(" WHERE m.model_id = ? AND m.media_id >= ? AND m.media_id");
+        sql.push_str(if after.is_some() { " < ?" } else { " <= ?" });
+        sql.push_str(" AND (m.expires_at IS NULL OR m.expires_at > ?)");
+        values.extend([
+            Value::Text(model.to_string()),
+            Value::Text(low),
+            Value::Text(high),
+            Value::Integer(OffsetDateTime::now_utc().unix_timestamp()),
+        ]);
+        if let Some(status) = query.status {
+            sql.push_str(" AND m.status = ?");
+            values.push(Value::Text(status.as_str().to_owned()));
+        }
+        if let Some(category) = &query.category {
+            sql.push_str(" AND m.category = ?");
+            values.push(Value::Text(category.as_str().to_owned()));
+        }
+        sql.push_str(" ORDER BY m.media_id DESC LIMIT ?");
+        values.push(Value::Integer(limit as i64));
+        let docs: Vec<String> = self
+            .db
+            .run(move |conn| {
+                let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
+                stmt.query_map(params_from_iter(values), |row| row.get::<_, String>(0))
+                    .map_err(sql_err)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(sql_err)
+            })
+            .await?;
+        let items = docs.iter().map(|doc| decode(doc)).collect::<StoreResult<Vec<_>>>()?;
+        let next_cursor = match items.last() {
+            Some(last) if items.len() == limit => Some(encode_cursor(&Cursor { listing, after: last.media_id })),
+            _ => None,
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn delete_media(&self, record: &MediaRecord) -> StoreResult<()> {
+        let record = record.clone();
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        self.db
+            .run(move |conn| {
+                let tx = conn.transaction().map_err(sql_err)?;
+                let (model, media) = (record.model_id.to_string(), record.media_id.to_string());
+                match stored_version(&tx, &model, &media, now)? {
+                    None => return Err(StoreError::NotFound),
+                    Some(v) if v != record.version => return Err(StoreError::VersionConflict { current: Some(v) }),
+                    Some(_) => {}
+                }
+                let doc: String = tx
                     .query_row(
-                        "SELECT version FROM media WHERE model_id = ?1 AND media_id = ?2",
+                        "SELECT doc FROM media WHERE model_id = ?1 AND media_id = ?2",
                         params![model, media],
                         |row| row.get(0),
                     )
-                    .optional()
                     .map_err(sql_err)?;
-                match current {
-                    None => return Err(StoreError::NotFound),
-                    Some(v) if v != expected => {
-                        return Err(StoreError::VersionConflict { current: Some(v as u64) });
-                    }
-                    Some(_) => {}
-                }
+                tx.execute("DELETE FROM media WHERE model_id = ?1 AND media_id = ?2", params![model, media])
+                    .map_err(sql_err)?;
+                remove_index_rows(&tx, &model, &media)?;
+                tx.execute("DELETE FROM fingerprints WHERE model_id = ?1 AND media_id = ?2", params![model, media])
+                    .map_err(sql_err)?;
                 tx.execute(
-                    "UPDATE media SET status = ?3, version = ?4, expires_at = ?5, doc = ?6
-                     WHERE model_id = ?1 AND media_id = ?2",
-                    params![model, media, status, version, expires, doc],
+                    "INSERT OR REPLACE INTO tombstones (model_id, media_id, doc) VALUES (?1, ?2, ?3)",
+                    params![model, media, doc],
                 )
                 .map_err(sql_err)?;
                 tx.commit().map_err(sql_err)
@@ -146,43 +394,45 @@ impl MetadataStore for LocalMetadataStore {
             .await
     }
 
-    async fn list_media(&self, model: &ModelId, query: &MediaQuery) -> StoreResult<Page<MediaRecord>> {
-        let model = model.to_string();
-        let status = query.status.map(|s| s.as_str());
-        let after = query.cursor.as_deref().map(|c| decode_cursor(c, &model, status)).transpose()?;
-        let limit = query.limit.clamp(1, 1000) as i64;
-        let cursor_model = model.clone();
-        let now = OffsetDateTime::now_utc().unix_timestamp();
-        let rows: Vec<(String, String)> = self
+    async fn get_tombstone(&self, model: &ModelId, media: &MediaId) -> StoreResult<Option<MediaRecord>> {
+        let (model, media) = (model.to_string(), media.to_string());
+        let doc: Option<String> = self
             .db
             .run(move |conn| {
-                // Unbounded upper key: a cursor-less page starts past any real key.
-                let after = after.unwrap_or_else(|| "\u{10FFFF}".to_owned());
-                // Newest first: media ids are ULIDs, so they sort by creation time (the
-                // DynamoDB table and its GSI1 sort the same way).
-                let sql = "SELECT media_id, doc FROM media WHERE model_id = ?1 AND (?2 IS NULL OR status = ?2)
-                           AND media_id < ?3 AND (expires_at IS NULL OR expires_at > ?4)
-                           ORDER BY media_id DESC LIMIT ?5";
-                let mut stmt = conn.prepare_cached(sql).map_err(sql_err)?;
-                let rows = stmt
-                    .query_map(params![model, status, after, now, limit], |row| {
-                        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-                    })
-                    .map_err(sql_err)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(sql_err)?;
-                Ok(rows)
+                conn.query_row(
+                    "SELECT doc FROM tombstones WHERE model_id = ?1 AND media_id = ?2",
+                    params![model, media],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(sql_err)
             })
             .await?;
-        let items = rows.iter().map(|(_, doc)| decode(doc)).collect::<StoreResult<Vec<_>>>()?;
-        let next_cursor = match items.last() {
-            Some(last) if rows.len() as i64 == limit => Some(encode_cursor(&Cursor {
-                model: cursor_model,
-                status: status.map(str::to_owned),
-                after: last.media_id,
-            })),
-            _ => None,
-        };
-        Ok(Page { items, next_cursor })
+        doc.as_deref().map(decode).transpose()
+    }
+
+    async fn remove_tombstone(&self, model: &ModelId, media: &MediaId) -> StoreResult<()> {
+        let (model, media) = (model.to_string(), media.to_string());
+        self.db
+            .run(move |conn| {
+                conn.execute("DELETE FROM tombstones WHERE model_id = ?1 AND media_id = ?2", params![model, media])
+                    .map(drop)
+                    .map_err(sql_err)
+            })
+            .await
+    }
+
+    async fn put_fingerprint(&self, model: &ModelId, fingerprint: &Fingerprint) -> StoreResult<()> {
+        let (model, media, phash) = (model.to_string(), fingerprint.media_id.to_string(), fingerprint.phash.clone());
+        self.db
+            .run(move |conn| {
+                conn.execute(
+                    "INSERT OR REPLACE INTO fingerprints (model_id, media_id, phash) VALUES (?1, ?2, ?3)",
+                    params![model, media, phash],
+                )
+                .map(drop)
+                .map_err(sql_err)
+            })
+            .await
     }
 }

@@ -24,6 +24,12 @@ impl Db {
         Ok(Self(Arc::new(Mutex::new(conn))))
     }
 
+    /// Runs `f` with the connection on this thread (start-up work such as migrations).
+    pub(crate) fn with_blocking<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> anyhow::Result<T> {
+        let conn = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&conn).context("migrating schema")
+    }
+
     /// Runs `f` with the connection on a blocking thread.
     pub(crate) async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where
