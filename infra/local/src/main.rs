@@ -1,11 +1,17 @@
 //! `cargo run --release -p phoenix-local`: the whole system on 127.0.0.1 with the local adapters.
+//! `phoenix-local token admin` or `phoenix-local token model <model_id>` prints a dev token for
+//! scripts, signed with the same key (`PHOENIX_JWT_SECRET`, else the development secret).
 
-use phoenix_api::DevClaims;
+use phoenix_api::{AuthMode, DevClaims};
 use phoenix_local::{DEMO_MODEL, DEV_JWT_SECRET, LocalConfig};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("token") {
+        return print_token(&args[1..]);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
@@ -26,6 +32,26 @@ async fn main() -> anyhow::Result<()> {
     tokio::signal::ctrl_c().await?;
     println!("stopping…");
     system.shutdown().await;
+    Ok(())
+}
+
+fn print_token(args: &[String]) -> anyhow::Result<()> {
+    let secret = phoenix_domain::config::env_or("PHOENIX_JWT_SECRET", DEV_JWT_SECRET.to_owned())?;
+    let exp = (time::OffsetDateTime::now_utc() + time::Duration::days(1)).unix_timestamp() as u64;
+    let claims = match args {
+        [role] if role == "admin" => {
+            DevClaims { sub: "dev-admin".into(), groups: vec!["admin".into()], model_id: None, exp }
+        }
+        [role, model] if role == "model" => DevClaims {
+            sub: format!("dev-{model}"),
+            groups: vec!["model".into()],
+            model_id: Some(phoenix_domain::ModelId::parse(model)?.to_string()),
+            exp,
+        },
+        _ => anyhow::bail!("usage: phoenix-local token admin | phoenix-local token model <model_id>"),
+    };
+    let AuthMode::LocalJwt(keys) = AuthMode::local(secret.as_bytes()) else { unreachable!("a local key") };
+    println!("{}", claims.sign(&keys));
     Ok(())
 }
 

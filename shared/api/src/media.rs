@@ -48,7 +48,7 @@ fn media_id(raw: &str) -> Result<MediaId, ApiError> {
     post,
     path = "/v1/models/{model_id}/media/uploads",
     tag = "media",
-    params(("model_id" = String, Path, description = "The model (tenant)")),
+    params(("model_id" = String, Path, description = "The model (tenant)", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     request_body = CreateUploadBody,
     responses(
         (status = 201, description = "Record created (`uploading`); PUT the bytes with `upload`", body = UploadCreated),
@@ -167,8 +167,8 @@ fn json_response(status: StatusCode, etag: Option<&str>, body: Vec<u8>) -> Respo
     path = "/v1/models/{model_id}/media/{media_id}",
     tag = "media",
     params(
-        ("model_id" = String, Path, description = "The model (tenant)"),
-        ("media_id" = String, Path, description = "The media id (26-character ULID, lower case)"),
+        ("model_id" = String, Path, description = "The model (tenant)", pattern = "^[A-Za-z0-9_-]{1,64}$"),
+        ("media_id" = String, Path, description = "The media id (26-character ULID, lower case)", pattern = "^[0-7][0-9a-hjkmnp-tv-z]{25}$"),
         ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier read: 304 if unchanged"),
     ),
     responses(
@@ -217,18 +217,23 @@ pub async fn get_media(
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only media in this status.
+    #[param(pattern = "^(uploading|processing|pending_review|approved|rejected)$")]
     pub status: Option<String>,
     /// Only media of this category.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,40}$")]
     pub category: Option<String>,
     /// Only media with this tag.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,40}$")]
     pub tag: Option<String>,
     /// Only media in this gallery.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub gallery: Option<String>,
     /// Created at or after this instant (RFC 3339).
     pub created_from: Option<String>,
     /// Created before this instant (RFC 3339, exclusive).
     pub created_to: Option<String>,
     /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
     /// From a previous page's `next_cursor`, with the same filters.
     pub cursor: Option<String>,
@@ -257,7 +262,7 @@ fn label<T>(
     get,
     path = "/v1/models/{model_id}/media",
     tag = "media",
-    params(("model_id" = String, Path, description = "The model (tenant)"), ListParams),
+    params(("model_id" = String, Path, description = "The model (tenant)", pattern = "^[A-Za-z0-9_-]{1,64}$"), ListParams),
     responses(
         (status = 200, body = MediaPage),
         (status = 400, description = "Bad filter, limit or cursor", body = ErrorBody),
@@ -384,8 +389,8 @@ fn to_patch(body: MediaPatchBody) -> Result<MediaPatch, ApiError> {
     path = "/v1/models/{model_id}/media/{media_id}",
     tag = "media",
     params(
-        ("model_id" = String, Path, description = "The model (tenant)"),
-        ("media_id" = String, Path, description = "The media id"),
+        ("model_id" = String, Path, description = "The model (tenant)", pattern = "^[A-Za-z0-9_-]{1,64}$"),
+        ("media_id" = String, Path, description = "The media id (26-character ULID, lower case)", pattern = "^[0-7][0-9a-hjkmnp-tv-z]{25}$"),
         ("If-Match" = Option<String>, Header, description = "The ETag read; or send `version` in the body"),
     ),
     request_body = MediaPatchBody,
@@ -454,8 +459,8 @@ async fn send(state: &AppState, command: &MediaCommand, delay: std::time::Durati
     path = "/v1/models/{model_id}/media/{media_id}/review",
     tag = "media",
     params(
-        ("model_id" = String, Path, description = "The model (tenant)"),
-        ("media_id" = String, Path, description = "The media id"),
+        ("model_id" = String, Path, description = "The model (tenant)", pattern = "^[A-Za-z0-9_-]{1,64}$"),
+        ("media_id" = String, Path, description = "The media id (26-character ULID, lower case)", pattern = "^[0-7][0-9a-hjkmnp-tv-z]{25}$"),
         ("If-Match" = Option<String>, Header, description = "Optional: the ETag reviewed"),
     ),
     request_body = ReviewBody,
@@ -515,8 +520,8 @@ pub async fn review_media(
     path = "/v1/models/{model_id}/media/{media_id}",
     tag = "media",
     params(
-        ("model_id" = String, Path, description = "The model (tenant)"),
-        ("media_id" = String, Path, description = "The media id"),
+        ("model_id" = String, Path, description = "The model (tenant)", pattern = "^[A-Za-z0-9_-]{1,64}$"),
+        ("media_id" = String, Path, description = "The media id (26-character ULID, lower case)", pattern = "^[0-7][0-9a-hjkmnp-tv-z]{25}$"),
         ("If-Match" = Option<String>, Header, description = "Optional: delete only if still this ETag's version"),
     ),
     responses(

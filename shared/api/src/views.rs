@@ -397,7 +397,7 @@ pub struct MediaPatchBody {
     #[schema(value_type = Option<String>, example = "editorial")]
     pub category: Option<Option<String>>,
     /// Replaces the tags: at most 20, each like a category.
-    #[schema(example = json!(["beach", "ss-2027"]))]
+    #[schema(example = json!(["beach", "ss-2027"]), max_items = 20, inline)]
     pub tags: Option<Vec<String>>,
     /// Replaces the credits (at most 20).
     pub credits: Option<Vec<CreditView>>,
@@ -436,7 +436,9 @@ pub struct ReviewBody {
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MediaKeyView {
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub model_id: String,
+    #[schema(pattern = "^[0-7][0-9a-hjkmnp-tv-z]{25}$")]
     pub media_id: String,
 }
 
@@ -444,6 +446,7 @@ pub struct MediaKeyView {
 #[serde(deny_unknown_fields)]
 pub struct BatchGetBody {
     /// 1 to 100 pairs; repeats are answered once.
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<MediaKeyView>,
 }
 
