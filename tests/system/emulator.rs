@@ -29,7 +29,7 @@ fn require_emulator() {
     );
 }
 
-/// An API Gateway HTTP API (v2) event as the JWT authorizer passes it on.
+/// An API Gateway HTTP API (v2) event as the JWT authorizer passes it on, for a model's user.
 fn apigw_request(
     method: &str,
     route: &str,
@@ -38,12 +38,27 @@ fn apigw_request(
     body: Option<Value>,
     model: &str,
 ) -> lambda_http::Request {
+    apigw_request_as("[model]", method, route, path, params, body, model)
+}
+
+/// As [`apigw_request`], for callers in `groups` (`[admin]`, `[model]`); `path` may carry a query.
+fn apigw_request_as(
+    groups: &str,
+    method: &str,
+    route: &str,
+    path: &str,
+    params: Value,
+    body: Option<Value>,
+    model: &str,
+) -> lambda_http::Request {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let event = include_str!("../fixtures/apigw-v2-request.json")
         .replace("$ROUTE_KEY", &format!("{method} {route}"))
         .replace("$PATH_PARAMETERS", &params.to_string())
         .replace("$PATH", path)
+        .replace("$QUERY", query)
         .replace("$METHOD", method)
-        .replace("$GROUPS", "[model]")
+        .replace("$GROUPS", groups)
         .replace("$SUB", "7d0c3c1e-1111-4222-8333-944455556666")
         .replace("$CLAIM_MODEL", model)
         .replace("$BODY", &body.map(|b| Value::String(b.to_string())).unwrap_or(Value::Null).to_string());
@@ -204,9 +219,80 @@ async fn upload_flow_on_the_aws_adapters() {
     // 5. A redelivered batch does no work twice.
     let again = processor.handle_batch(event).await;
     assert!(again.batch_item_failures.is_empty());
-    let (_, reread) = call(&router, apigw_request("GET", get_route, &path, params, None, "model-aws")).await;
+    let (_, reread) = call(&router, apigw_request("GET", get_route, &path, params.clone(), None, "model-aws")).await;
     assert_eq!(reread["version"], record["version"]);
     assert_eq!(queue.depth(&QueueName::INGEST_DLQ).await.unwrap(), 0);
+
+    // 6. The library on DynamoDB: a conditional GET (presigned links are stable, so is the ETag),
+    //    an edit that writes tag entries, filtered listings, review, batch get.
+    let get = || apigw_request("GET", get_route, &path, params.clone(), None, "model-aws");
+    let response = router.clone().oneshot(get()).await.unwrap();
+    let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+    let mut conditional = get();
+    conditional.headers_mut().insert("if-none-match", etag.parse().unwrap());
+    assert_eq!(router.clone().oneshot(conditional).await.unwrap().status(), 304, "unchanged: 304");
+
+    let edit =
+        json!({"tags": ["aws"], "category": "editorial", "caption": "on the emulator", "version": record["version"]});
+    let (status, edited) =
+        call(&router, apigw_request("PATCH", get_route, &path, params.clone(), Some(edit.clone()), "model-aws")).await;
+    assert_eq!(status, 200, "{edited}");
+    let (status, stale) =
+        call(&router, apigw_request("PATCH", get_route, &path, params.clone(), Some(edit), "model-aws")).await;
+    assert_eq!((status, &stale["error"]["details"]["current_version"]), (409, &edited["version"]));
+    let list_route = "/v1/models/{model_id}/media";
+    let list = |query: &str| {
+        let path = format!("/v1/models/model-aws/media?{query}");
+        apigw_request("GET", list_route, &path, json!({"model_id": "model-aws"}), None, "model-aws")
+    };
+    for query in ["tag=aws", "category=editorial", "status=pending_review&tag=aws", ""] {
+        let (status, page) = call(&router, list(query)).await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["items"].as_array().unwrap().len(), 1, "?{query}: {page}");
+        assert_eq!(page["items"][0]["caption"], "on the emulator");
+    }
+    let (_, none) = call(&router, list("tag=other")).await;
+    assert!(none["items"].as_array().unwrap().is_empty());
+
+    let review_route = "/v1/models/{model_id}/media/{media_id}/review";
+    let review_path = format!("{path}/review");
+    let approve = Some(json!({"decision": "approve"}));
+    let (status, _) =
+        call(&router, apigw_request("POST", review_route, &review_path, params.clone(), approve.clone(), "model-aws"))
+            .await;
+    assert_eq!(status, 403, "a model may not review");
+    let (status, approved) = call(
+        &router,
+        apigw_request_as("[admin]", "POST", review_route, &review_path, params.clone(), approve, "model-aws"),
+    )
+    .await;
+    assert_eq!((status, approved["status"].as_str()), (200, Some("approved")), "{approved}");
+
+    let batch = json!({"items": [{"model_id": "model-aws", "media_id": media}, {"model_id": "model-aws", "media_id": ulid::Ulid::new().to_string().to_ascii_lowercase()}]});
+    let (status, got) = call(
+        &router,
+        apigw_request("POST", "/v1/media/batch-get", "/v1/media/batch-get", json!({}), Some(batch), "model-aws"),
+    )
+    .await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!((got["items"].as_array().unwrap().len(), got["missing"].as_array().unwrap().len()), (1, 1));
+
+    // 7. Delete: gone at once; the purge message on the queue removes every object.
+    let (status, _) = call(&router, apigw_request("DELETE", get_route, &path, params.clone(), None, "model-aws")).await;
+    assert_eq!(status, 204);
+    let (status, _) = call(&router, get()).await;
+    assert_eq!(status, 404);
+    let (_, page) = call(&router, list("tag=aws")).await;
+    assert!(page["items"].as_array().unwrap().is_empty(), "{page}");
+    let purge = queue.receive(&QueueName::INGEST, 10, Duration::from_secs(60), Duration::from_secs(2)).await.unwrap();
+    assert!(purge.iter().any(|m| m.body.contains("\"purge\"")), "{purge:?}");
+    let response = processor.handle_batch(phoenix_ingest::sqs_event(&purge)).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    let left = s3.list_objects_v2().bucket(&bucket).prefix(format!("derived/model-aws/{media}/")).send().await.unwrap();
+    assert_eq!(left.key_count(), Some(0), "derivatives left: {:?}", left.contents());
+    let original = s3.head_object().bucket(&bucket).key(format!("originals/model-aws/{media}")).send().await;
+    assert!(original.is_err(), "the original is gone");
 }
 
 async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {

@@ -61,6 +61,18 @@ fn expires_at(expires_in: Duration) -> OffsetDateTime {
     OffsetDateTime::now_utc() + expires_in
 }
 
+/// Presigned GETs are signed as of the start of the current window, so every read within it
+/// hands out the same URL: browsers and CDNs cache the image once, and the API's ETags (which
+/// cover the URLs) stay equal while nothing changed. Each URL is valid for at least the TTL asked.
+const PRESIGN_GET_WINDOW: Duration = Duration::from_secs(300);
+
+/// The window's start and the validity that reaches `expires_in` past `now` from it.
+fn stable_window(now: std::time::SystemTime, expires_in: Duration) -> (std::time::SystemTime, Duration) {
+    let since_epoch = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let into_window = Duration::from_secs(since_epoch.as_secs() % PRESIGN_GET_WINDOW.as_secs());
+    (std::time::UNIX_EPOCH + Duration::from_secs(since_epoch.as_secs()) - into_window, expires_in + PRESIGN_GET_WINDOW)
+}
+
 #[async_trait]
 impl ObjectStore for S3ObjectStore {
     async fn put(&self, key: &ObjectKey, body: Bytes, options: PutOptions) -> StoreResult<ObjectInfo> {
@@ -208,19 +220,25 @@ impl ObjectStore for S3ObjectStore {
     }
 
     async fn presign_get(&self, key: &ObjectKey, expires_in: Duration) -> StoreResult<PresignedRequest> {
+        let (start, validity) = stable_window(std::time::SystemTime::now(), expires_in);
+        let config = PresigningConfig::builder()
+            .start_time(start)
+            .expires_in(validity)
+            .build()
+            .map_err(|e| StoreError::Invalid(format!("presigned request expiry {}s: {e}", validity.as_secs())))?;
         let presigned = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key.as_str())
-            .presigned(presign_config(expires_in)?)
+            .presigned(config)
             .await
             .map_err(|e| classify("s3 GetObject (presign)", e))?;
         Ok(PresignedRequest {
             method: presigned.method().to_owned(),
             url: presigned.uri().to_owned(),
             headers: request_headers(presigned.headers()),
-            expires_at: expires_at(expires_in),
+            expires_at: OffsetDateTime::from(start) + validity,
         })
     }
 }
@@ -233,4 +251,40 @@ fn request_headers<'a>(raw: impl Iterator<Item = (&'a str, &'a str)>) -> BTreeMa
     })
     .map(|(name, value)| (name.to_owned(), value.to_owned()))
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offline_store() -> S3ObjectStore {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("eu-west-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new("AKIDTEST", "secret", None, None, "test"))
+            .build();
+        S3ObjectStore::from_client(aws_sdk_s3::Client::from_conf(config), "bucket")
+    }
+
+    #[tokio::test]
+    async fn presigned_gets_are_stable_within_a_window_and_valid_for_the_ttl() {
+        let store = offline_store();
+        let key = ObjectKey::parse("derived/m/x/small-v1.webp").unwrap();
+        let ttl = Duration::from_secs(3600);
+        let a = store.presign_get(&key, ttl).await.unwrap();
+        let b = store.presign_get(&key, ttl).await.unwrap();
+        // Two reads straddle a window edge at most once in a blue moon; then the third agrees.
+        let same = a.url == b.url || b.url == store.presign_get(&key, ttl).await.unwrap().url;
+        assert!(same, "{} vs {}", a.url, b.url);
+        assert!(a.expires_at >= OffsetDateTime::now_utc() + ttl - Duration::from_secs(1));
+        assert!(a.expires_at <= OffsetDateTime::now_utc() + ttl + PRESIGN_GET_WINDOW);
+    }
+
+    #[test]
+    fn windows_start_on_their_boundary() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_123);
+        let (start, validity) = stable_window(now, Duration::from_secs(60));
+        assert_eq!(start, std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+        assert_eq!(validity, Duration::from_secs(360));
+    }
 }
