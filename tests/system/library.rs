@@ -176,6 +176,9 @@ async fn conditional_reads_and_edits_with_history() {
         .await
         .unwrap();
     assert_eq!(error_code(malformed, 400).await, "malformed_json");
+    let oversized =
+        app.patch(&token, "model-e", &media, None, json!({"caption": "x".repeat(70_000), "version": version})).await;
+    assert_eq!(error_code(oversized, 413).await, "payload_too_large");
     let garbage_if_match = app.patch(&token, "model-e", &media, Some("yesterday"), json!({"caption": "x"})).await;
     assert_eq!(error_code(garbage_if_match, 400).await, "invalid_request");
     let unchanged: Value = app.get_media(&token, "model-e", &media).await.json().await.unwrap();
