@@ -7,10 +7,11 @@ use crate::{ImagingError, OutputFormat};
 /// rav1e speed 1 (slowest) ..= 10. 6 is about 10x faster than the default with little loss
 /// at these sizes; AVIF stays opt-in because even so it costs more than JPEG and WebP together.
 const AVIF_SPEED: u8 = 6;
-/// libwebp effort 0..=6 for opaque images. 3 keeps the same rate-distortion optimisation as
-/// libwebp's (and sharp's) default 4 with fewer analysis passes: somewhat faster, and on our
-/// photos the files are as small (within ±0.3 %). 2 drops that optimisation: twice as fast, but
-/// 4–5 % larger than sharp's, so not used. See docs/imaging.md.
+/// libwebp effort 0..=6 for opaque images when the preset names none. 3 keeps the same
+/// rate-distortion optimisation as libwebp's (and sharp's) default 4 with fewer analysis passes:
+/// somewhat faster, and on our photos the files are as small (within ±0.3 %). 2 drops that
+/// optimisation: twice as fast, 4–5 % larger; the default presets use it for the two largest
+/// sizes only (docs/decisions/0005-webp-effort-for-large-renditions.md).
 const WEBP_METHOD: i32 = 3;
 /// For images with alpha: at 3, libwebp compresses the alpha plane far worse (+8 % on
 /// `alpha.png`'s set), so these keep libwebp's default 4.
@@ -38,6 +39,7 @@ impl Encoders {
         format: OutputFormat,
         quality: u8,
         progressive: bool,
+        webp_effort: Option<u8>,
     ) -> Result<(Vec<u8>, String), ImagingError> {
         match format {
             OutputFormat::Jpeg => {
@@ -46,7 +48,8 @@ impl Encoders {
                 Ok((bytes, format!("encode:jpeg:q{quality}:420:{mode}:optimized")))
             }
             OutputFormat::Webp => {
-                Ok((webp(px, quality)?, format!("encode:webp:q{quality}:m{}", webp_method(px.channels))))
+                let method = webp_method(px.channels, webp_effort);
+                Ok((webp(px, quality, method)?, format!("encode:webp:q{quality}:m{method}")))
             }
             OutputFormat::Avif => Ok((avif(px, quality)?, format!("encode:avif:q{quality}:s{AVIF_SPEED}"))),
         }
@@ -83,7 +86,7 @@ impl Encoders {
 /// Lossy WebP straight from RGB(A) to a YUV 4:2:0 picture (`use_argb = 0`): libwebp then never
 /// holds an ARGB copy of the image (4 bytes a pixel) next to the YUV planes it encodes from.
 /// (The `webp` crate always imports to ARGB, which costs an extra full-size buffer and a pass.)
-fn webp(px: &Pixels, quality: u8) -> Result<Vec<u8>, ImagingError> {
+fn webp(px: &Pixels, quality: u8, method: i32) -> Result<Vec<u8>, ImagingError> {
     use libwebp_sys as sys;
     let fail = |e: &str| failed(OutputFormat::Webp, e);
     let (Ok(width), Ok(height)) = (i32::try_from(px.width), i32::try_from(px.height)) else {
@@ -97,7 +100,7 @@ fn webp(px: &Pixels, quality: u8) -> Result<Vec<u8>, ImagingError> {
     let mut config = sys::WebPConfig::new().map_err(|()| fail("libwebp version mismatch"))?;
     config.lossless = 0;
     config.quality = f32::from(quality);
-    config.method = webp_method(px.channels);
+    config.method = method;
     config.alpha_compression = 1;
     config.thread_level = 0;
     let mut picture = Picture(sys::WebPPicture::new().map_err(|()| fail("libwebp version mismatch"))?);
@@ -152,8 +155,8 @@ extern "C" fn write_to_vec(data: *const u8, size: usize, picture: *const libwebp
     1
 }
 
-fn webp_method(channels: Channels) -> i32 {
-    if channels == Channels::Rgba { WEBP_METHOD_ALPHA } else { WEBP_METHOD }
+fn webp_method(channels: Channels, effort: Option<u8>) -> i32 {
+    if channels == Channels::Rgba { WEBP_METHOD_ALPHA } else { effort.map_or(WEBP_METHOD, i32::from) }
 }
 
 fn avif(px: &Pixels, quality: u8) -> Result<Vec<u8>, ImagingError> {

@@ -208,7 +208,8 @@ fn encode_one(encoders: &mut Encoders, task: &EncodeTask<'_>, background: [u8; 3
     } else {
         pixels
     };
-    let (bytes, op) = encoders.encode(input, format, preset.quality.for_format(format), preset.progressive)?;
+    let (bytes, op) =
+        encoders.encode(input, format, preset.quality.for_format(format), preset.progressive, preset.webp_effort)?;
     operations.push(op);
     Ok(Rendition {
         preset: preset.name.clone(),
@@ -505,9 +506,13 @@ fn render_and_encode(
     })
 }
 
+/// What makes two encodes one: the pixels' root job, format, quality, progressive (JPEG) and
+/// effort (WebP).
+type EncodeKey = (usize, OutputFormat, u8, bool, Option<u8>);
+
 /// For each rendition slot, the earlier slot whose encode it reuses (with its own preset), if
 /// any: same pixels (jobs linked by `From::Same`: full frame, same output size), same format, same
-/// quality and, for JPEG, the same progressive flag. E.g. `large` (1280) and `xlarge` (2048) from
+/// quality and, for JPEG, the same progressive flag (for WebP, the same effort). E.g. `large` (1280) and `xlarge` (2048) from
 /// a photo 1200 px wide. The first slot of each such group is encoded, the others copy it.
 fn reused_slots<'a>(
     jobs: &[Job<'a>],
@@ -523,7 +528,7 @@ fn reused_slots<'a>(
         }
     }
     let mut reuse = vec![None; slots];
-    let mut seen: Vec<((usize, OutputFormat, u8, bool), usize)> = Vec::new();
+    let mut seen: Vec<(EncodeKey, usize)> = Vec::new();
     for (i, job) in jobs.iter().enumerate() {
         let Some(preset) = job.preset else { continue };
         for (k, &format) in preset.formats.iter().enumerate() {
@@ -533,6 +538,7 @@ fn reused_slots<'a>(
                 format,
                 preset.quality.for_format(format),
                 format == OutputFormat::Jpeg && preset.progressive,
+                preset.webp_effort.filter(|_| format == OutputFormat::Webp),
             );
             match seen.iter().find(|(other, _)| *other == key) {
                 Some(&(_, from)) => reuse[slot] = Some((from, preset)),

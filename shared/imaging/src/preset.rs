@@ -124,6 +124,10 @@ pub struct Preset {
     /// Progressive JPEG (worth it from about 1000 px up: it loads coarse-to-fine, and is smaller).
     #[serde(default)]
     pub progressive: bool,
+    /// libwebp's effort (`method`, 0..=6) for opaque photos; 3 when absent. Images with alpha
+    /// always use 4 (lower efforts compress the alpha plane badly). See docs/imaging.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webp_effort: Option<u8>,
 }
 
 /// Why a preset file was refused.
@@ -206,6 +210,9 @@ impl PresetSet {
             }
             if p.formats.is_empty() {
                 return invalid(format!("preset {name:?} has no formats"));
+            }
+            if p.webp_effort.is_some_and(|e| e > 6) {
+                return invalid(format!("preset {name:?}: webp_effort must be 0 to 6"));
             }
             let mut seen = HashSet::new();
             if let Some(f) = p.formats.iter().find(|f| !seen.insert(**f)) {

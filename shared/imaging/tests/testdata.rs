@@ -297,9 +297,9 @@ fn identical_renditions_are_encoded_once() {
         let (large, xlarge) = (rendition(&p, "large", format), rendition(&p, "xlarge", format));
         assert_eq!((xlarge.width, xlarge.height), (1200, 1802));
         assert_eq!(large.bytes, xlarge.bytes, "{format}");
-        assert_eq!((xlarge.preset.as_str(), xlarge.preset_version), ("xlarge", 1));
+        assert_eq!((xlarge.preset.as_str(), xlarge.preset_version), ("xlarge", 2));
         let ops = &xlarge.operations;
-        assert_eq!(ops[ops.len() - 2], "reuse:large-v1", "{format}: {ops:?}");
+        assert_eq!(ops[ops.len() - 2], "reuse:large-v2", "{format}: {ops:?}");
         assert_eq!(ops.last(), large.operations.last(), "the same encode");
         assert!(!large.operations.iter().any(|o| o.starts_with("reuse:")), "{:?}", large.operations);
     }
@@ -464,4 +464,21 @@ fn truncated_and_damaged_files_are_corrupt() {
     if let Err(e) = process(&damaged, &limits, &presets, None, &options) {
         assert!(["corrupt_image", "decoder_panic"].contains(&e.code()), "{e}");
     }
+}
+
+#[test]
+fn webp_effort_follows_the_preset_for_opaque_photos_only() {
+    // The default presets trade a few per cent of size for speed on the two largest sizes only.
+    let p = run(testdata!("photos/landscape.webp"));
+    let method = |r: &Rendition| r.operations.last().unwrap().rsplit(':').next().unwrap().to_owned();
+    for (preset, expected) in
+        [("small", "m3"), ("medium", "m3"), ("cover-portrait", "m3"), ("large", "m2"), ("xlarge", "m2")]
+    {
+        assert_eq!(method(rendition(&p, preset, OutputFormat::Webp)), expected, "{preset}");
+    }
+    // Alpha keeps libwebp's default effort whatever the preset says.
+    let p = run(testdata!("photos/alpha.png"));
+    assert_eq!(method(rendition(&p, "xlarge", OutputFormat::Webp)), "m4");
+    let bad = r#"{"presets":[{"name":"a","version":1,"fit":"width","width":10,"formats":["webp"],"webp_effort":7}]}"#;
+    assert!(PresetSet::from_json(bad).is_err());
 }
