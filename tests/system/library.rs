@@ -143,11 +143,13 @@ async fn conditional_reads_and_edits_with_history() {
     assert_eq!(body["error"]["details"]["current_version"], after["version"]);
 
     // `version` in the body works as well; `null` clears a field.
-    let cleared =
-        app.patch(&token, "model-e", &media, None, json!({"caption": null, "version": after["version"]})).await;
+    let cleared = app
+        .patch(&token, "model-e", &media, None, json!({"caption": null, "credits": null, "version": after["version"]}))
+        .await;
     assert_eq!(cleared.status(), 200);
     let cleared: Value = cleared.json().await.unwrap();
     assert!(cleared.get("caption").is_none(), "{cleared}");
+    assert_eq!(cleared["credits"], json!([]));
     assert_eq!(cleared["alt_text"], after["alt_text"]);
 
     // Bad edits: each a 400, none half-applied.
@@ -189,7 +191,7 @@ async fn conditional_reads_and_edits_with_history() {
         unchanged["history"].as_array().unwrap().iter().map(|h| h["action"].as_str().unwrap()).collect();
     assert_eq!(history[..4], ["edited", "edited", "processed", "uploaded"]);
     assert_eq!(unchanged["history"][0]["actor"], "user-model-e");
-    assert_eq!(unchanged["history"][0]["summary"], "changed caption");
+    assert_eq!(unchanged["history"][0]["summary"], "changed caption, credits");
 }
 
 #[tokio::test]

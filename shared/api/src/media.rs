@@ -371,9 +371,13 @@ fn to_patch(body: MediaPatchBody) -> Result<MediaPatch, ApiError> {
             .transpose()?,
         tags: body
             .tags
-            .map(|tags| tags.iter().map(|t| Tag::parse(t).map_err(|e| invalid("tags", e))).collect())
+            .map(|tags| {
+                tags.unwrap_or_default().iter().map(|t| Tag::parse(t).map_err(|e| invalid("tags", e))).collect()
+            })
             .transpose()?,
-        credits: body.credits.map(|cs| cs.into_iter().map(|c| Credit { role: c.role, name: c.name }).collect()),
+        credits: body
+            .credits
+            .map(|cs| cs.unwrap_or_default().into_iter().map(|c| Credit { role: c.role, name: c.name }).collect()),
         focal_point: body.focal_point.map(|p| p.map(|p| FocalPoint { x: p.x, y: p.y })),
         usage_rights_expires_at: body
             .usage_rights_expires_at

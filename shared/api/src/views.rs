@@ -396,11 +396,15 @@ pub struct MediaPatchBody {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, example = "editorial")]
     pub category: Option<Option<String>>,
-    /// Replaces the tags: at most 20, each like a category.
-    #[schema(example = json!(["beach", "ss-2027"]), max_items = 20, inline)]
-    pub tags: Option<Vec<String>>,
-    /// Replaces the credits (at most 20).
-    pub credits: Option<Vec<CreditView>>,
+    /// Replaces the tags: at most 20 distinct (repeats count once), each like a category;
+    /// `[]` or `null` removes them all.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>, example = json!(["beach", "ss-2027"]))]
+    pub tags: Option<Option<Vec<String>>>,
+    /// Replaces the credits (at most 20); `[]` or `null` removes them all.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<CreditView>>)]
+    pub credits: Option<Option<Vec<CreditView>>>,
     /// Moving it rebuilds the cover crops.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<FocalPointView>)]
@@ -462,6 +466,7 @@ pub struct BatchGetResult {
 pub struct MediaPage {
     pub items: Vec<MediaView>,
     /// Pass as `cursor` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
 

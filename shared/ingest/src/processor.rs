@@ -155,8 +155,7 @@ impl Processor {
                 MediaCommand::Regenerate { model_id, media_id, presets, crops } => {
                     let mut force = presets;
                     if crops {
-                        let covers = self.config.presets.presets.iter().filter(|p| matches!(p.fit, Fit::Cover { .. }));
-                        force.extend(covers.map(|p| p.name.clone()));
+                        force.extend(self.cover_presets());
                     }
                     self.regenerate(&model_id, &media_id, &force).await?
                 }
@@ -278,18 +277,29 @@ impl Processor {
         }
         let summary = format!("{} derivatives from a {}x{} {}", derivatives.len(), width, height, source.format);
         let claim = record.claim.clone();
+        let (model, media, focal_point) = (record.model_id.clone(), record.media_id, record.focal_point);
         let now = OffsetDateTime::now_utc();
-        self.write_merged(record, claim, |r| {
-            r.status = MediaStatus::PendingReview;
-            r.claim = None;
-            r.expires_at = None;
-            r.rejection = None;
-            r.source = Some(source.clone());
-            r.derivatives = derivatives.clone();
-            r.record_history(now, SYSTEM_ACTOR, "processed", summary.clone());
-        })
-        .await?;
+        let written = self
+            .write_merged(record, claim, |r| {
+                r.status = MediaStatus::PendingReview;
+                r.claim = None;
+                r.expires_at = None;
+                r.rejection = None;
+                r.source = Some(source.clone());
+                r.derivatives = derivatives.clone();
+                r.record_history(now, SYSTEM_ACTOR, "processed", summary.clone());
+            })
+            .await?;
         self.delete_all(superseded).await;
+        if written.is_some_and(|w| w.focal_point != focal_point) {
+            // The focal point moved while the crops were cut around the old one.
+            // Boxed: a regeneration may itself reprocess (when the original changed). A failure
+            // is not retried through the message (its replay would be skipped): it is logged, and
+            // the next regeneration (or focal-point edit) rebuilds the crops.
+            if let Err(e) = Box::pin(self.regenerate(&model, &media, &self.cover_presets())).await {
+                warn!(error = %e, "could not rebuild the crops around the new focal point");
+            }
+        }
         let t = &timings;
         info!(
             fetch_ms = ms(fetch),
@@ -490,7 +500,14 @@ impl Processor {
         Ok(Outcome::Rejected(code.to_owned()))
     }
 
-    /// Applies the outcome of processing to the record. People may edit a record while its
+    /// The presets that crop (around the focal point).
+    fn cover_presets(&self) -> Vec<String> {
+        let presets = &self.config.presets.presets;
+        presets.iter().filter(|p| matches!(p.fit, Fit::Cover { .. })).map(|p| p.name.clone()).collect()
+    }
+
+    /// Applies the outcome of processing to the record (the record as written; `None` if the
+    /// media was deleted meanwhile). People may edit a record while its
     /// photo is processed (caption, tags): on a version conflict the outcome is applied again to
     /// what they wrote, as long as this delivery's claim is still the record's claim.
     async fn write_merged(
@@ -498,17 +515,18 @@ impl Processor {
         mut record: MediaRecord,
         claim: Option<Claim>,
         apply: impl Fn(&mut MediaRecord),
-    ) -> Result<(), ProcessError> {
+    ) -> Result<Option<MediaRecord>, ProcessError> {
         for _ in 0..MERGE_ATTEMPTS {
             let mut next = record.clone();
             apply(&mut next);
             match self.write(&mut next, OffsetDateTime::now_utc()).await {
+                Ok(()) => return Ok(Some(next)),
                 Err(ProcessError::Transient(_)) if claim.is_some() => {}
-                other => return other,
+                Err(e) => return Err(e),
             }
             record = match self.metadata.get_media(&record.model_id, &record.media_id).await {
                 Ok(fresh) => fresh,
-                Err(StoreError::NotFound) => return Ok(()), // deleted meanwhile: nothing to record
+                Err(StoreError::NotFound) => return Ok(None), // deleted meanwhile: nothing to record
                 Err(e) => return Err(e.into()),
             };
             if record.claim.as_ref().map(|c| &c.etag) != claim.as_ref().map(|c| &c.etag) {

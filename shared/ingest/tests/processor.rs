@@ -39,6 +39,7 @@ impl MetadataStore for Flaky {
         if r.status == MediaStatus::PendingReview && self.edit_before_outcome.swap(false, Ordering::SeqCst) {
             let mut edited = self.inner.get_media(&r.model_id, &r.media_id).await?;
             edited.metadata.caption = Some("edited while processing".into());
+            edited.focal_point = Some(phoenix_domain::FocalPoint { x: 0.1, y: 0.9 });
             edited.version += 1;
             self.inner.update_media(&edited).await?;
         }
@@ -196,7 +197,12 @@ async fn an_edit_made_while_processing_is_kept() {
     assert_eq!(record.status, MediaStatus::PendingReview);
     assert!(!record.derivatives.is_empty());
     assert_eq!(record.metadata.caption.as_deref(), Some("edited while processing"), "the person's edit survives");
-    assert_eq!(record.history[0].action, "processed");
+    // The crops were cut around the old focal point, then rebuilt around the new one.
+    assert_eq!(record.history[0].action, "regenerated");
+    assert_eq!(record.history[1].action, "processed");
+    let crops: Vec<&str> =
+        record.derivatives.iter().filter(|d| d.preset.starts_with("cover-")).map(|d| d.key.as_str()).collect();
+    assert!(!crops.is_empty() && crops.iter().all(|k| k.contains("-f100x900.")), "{crops:?}");
     // The fingerprint was recorded for duplicate detection.
     let (_, prints) = f.metadata.get_media_with_fingerprints(&model, &media).await.unwrap();
     assert_eq!(prints.len(), 1);

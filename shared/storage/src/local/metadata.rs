@@ -56,10 +56,12 @@ CREATE TABLE IF NOT EXISTS tombstones (
 ";
 
 /// Data folders made before the library queries existed get the category column (filled from
-/// the stored records) on first open.
+/// the stored records) on first open, in one transaction: a crash leaves the old schema.
 const ADD_CATEGORY: &str = "
+BEGIN;
 ALTER TABLE media ADD COLUMN category TEXT;
 UPDATE media SET category = json_extract(doc, '$.metadata.category');
+COMMIT;
 ";
 const CATEGORY_INDEX: &str = "CREATE INDEX IF NOT EXISTS media_by_category ON media (model_id, category, media_id);";
 
