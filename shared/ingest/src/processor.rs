@@ -273,7 +273,13 @@ impl Processor {
         // says `pending_review` a replay skips this work.
         if let Some(phash) = &source.phash {
             let fingerprint = Fingerprint { media_id: record.media_id, phash: phash.clone() };
-            self.metadata.put_fingerprint(&record.model_id, &fingerprint).await?;
+            match self.metadata.put_fingerprint(&record.model_id, &fingerprint).await {
+                Ok(()) => {}
+                // A refusal that will not change on a retry (the model's fingerprints are full)
+                // costs duplicate detection for this photo, not the photo.
+                Err(StoreError::Invalid(e)) => warn!(error = %e, "fingerprint not recorded"),
+                Err(e) => return Err(e.into()),
+            }
         }
         let summary = format!("{} derivatives from a {}x{} {}", derivatives.len(), width, height, source.format);
         let claim = record.claim.clone();
