@@ -237,6 +237,8 @@ pub trait MetadataStore: Send + Sync {
     async fn remove_tombstone(&self, model: &ModelId, media: &MediaId) -> StoreResult<()>;
     /// Records (or replaces) a media's fingerprint. Idempotent.
     async fn put_fingerprint(&self, model: &ModelId, fingerprint: &Fingerprint) -> StoreResult<()>;
+    /// Forgets a media's fingerprint. Removing an absent one succeeds.
+    async fn remove_fingerprint(&self, model: &ModelId, media: &MediaId) -> StoreResult<()>;
 }
 
 // ---------------------------------------------------------------------------------------------

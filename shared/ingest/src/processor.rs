@@ -296,8 +296,15 @@ impl Processor {
                 r.record_history(now, SYSTEM_ACTOR, "processed", summary.clone());
             })
             .await?;
+        let Some(written) = written else {
+            // Deleted while it was processed: its purge may have run already, so what this run
+            // stored is removed here.
+            self.delete_all(derivatives.iter().map(|d| d.key.clone()).collect()).await;
+            self.metadata.remove_fingerprint(&model, &media).await?;
+            return Ok(Outcome::Ignored("the media was deleted while it was processed".into()));
+        };
         self.delete_all(superseded).await;
-        if written.is_some_and(|w| w.focal_point != focal_point) {
+        if written.focal_point != focal_point {
             // The focal point moved while the crops were cut around the old one.
             // Boxed: a regeneration may itself reprocess (when the original changed). A failure
             // is not retried through the message (its replay would be skipped): it is logged, and

@@ -22,6 +22,7 @@ struct Flaky {
     inner: LocalMetadataStore,
     failures: AtomicU32,
     edit_before_outcome: std::sync::atomic::AtomicBool,
+    delete_before_outcome: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait]
@@ -36,6 +37,10 @@ impl MetadataStore for Flaky {
         self.inner.get_media(m, id).await
     }
     async fn update_media(&self, r: &MediaRecord) -> StoreResult<()> {
+        if r.status == MediaStatus::PendingReview && self.delete_before_outcome.swap(false, Ordering::SeqCst) {
+            let current = self.inner.get_media(&r.model_id, &r.media_id).await?;
+            self.inner.delete_media(&current).await?;
+        }
         if r.status == MediaStatus::PendingReview && self.edit_before_outcome.swap(false, Ordering::SeqCst) {
             let mut edited = self.inner.get_media(&r.model_id, &r.media_id).await?;
             edited.metadata.caption = Some("edited while processing".into());
@@ -70,6 +75,9 @@ impl MetadataStore for Flaky {
     async fn put_fingerprint(&self, m: &ModelId, f: &Fingerprint) -> StoreResult<()> {
         self.inner.put_fingerprint(m, f).await
     }
+    async fn remove_fingerprint(&self, m: &ModelId, id: &MediaId) -> StoreResult<()> {
+        self.inner.remove_fingerprint(m, id).await
+    }
 }
 
 struct Fixture {
@@ -87,6 +95,7 @@ fn fixture() -> Fixture {
         inner: LocalMetadataStore::open(&dir.path().join("m.sqlite")).unwrap(),
         failures: AtomicU32::new(0),
         edit_before_outcome: Default::default(),
+        delete_before_outcome: Default::default(),
     });
     let processor = Processor::new(objects.clone(), metadata.clone(), ProcessorConfig::default());
     Fixture { _dir: dir, objects, metadata, processor }
@@ -234,4 +243,21 @@ async fn new_content_makes_new_keys_and_removes_the_superseded() {
         assert!(matches!(f.objects.head(&old.key).await, Err(StoreError::NotFound)), "superseded object deleted");
         f.objects.head(&new.key).await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_media_deleted_while_processing_leaves_nothing_behind() {
+    let f = fixture();
+    let (model, media, body) = uploaded(&f, "m-del", photo("photos/rgb16.png")).await;
+    f.metadata.delete_before_outcome.store(true, Ordering::SeqCst);
+    let outcomes = f.processor.handle_message(&body).await.unwrap();
+    assert!(matches!(&outcomes[0], Outcome::Ignored(why) if why.contains("deleted")), "{outcomes:?}");
+    let left = f.objects.list(&format!("derived/{model}/{media}/"), None, 100).await.unwrap();
+    assert!(left.keys.is_empty(), "derivatives left behind: {:?}", left.keys);
+    let tombstone = f.metadata.get_tombstone(&model, &media).await.unwrap().expect("the delete's tombstone");
+    let other = uploaded(&f, "m-del", photo("photos/rgb16.png")).await;
+    assert!(f.processor.handle_batch(event(&[("o", &other.2)])).await.batch_item_failures.is_empty());
+    let (_, prints) = f.metadata.get_media_with_fingerprints(&model, &other.1).await.unwrap();
+    assert!(prints.iter().all(|p| p.media_id != tombstone.media_id), "the deleted media's fingerprint is gone");
+    assert_eq!(prints.len(), 1);
 }

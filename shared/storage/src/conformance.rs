@@ -595,6 +595,14 @@ async fn batches_fingerprints_and_deletes(store: &dyn MetadataStore) {
     let (_, other_prints) =
         store.get_media_with_fingerprints(&other_model, &elsewhere.media_id).await.expect("another model");
     assert!(other_prints.is_empty(), "fingerprints are per model");
+    store.remove_fingerprint(&other_model, &elsewhere.media_id).await.expect("removing an absent fingerprint");
+    let (_, still_none) =
+        store.get_media_with_fingerprints(&other_model, &elsewhere.media_id).await.expect("another model");
+    assert!(still_none.is_empty(), "removing an absent fingerprint creates nothing");
+    let gone = Fingerprint { media_id: MediaId::new(), phash: "1234567890abcdef".to_owned() };
+    store.put_fingerprint(&model, &gone).await.expect("put_fingerprint");
+    store.remove_fingerprint(&model, &gone.media_id).await.expect("remove_fingerprint");
+    store.remove_fingerprint(&model, &gone.media_id).await.expect("remove_fingerprint again");
     assert!(matches!(store.get_media_with_fingerprints(&model, &missing).await, Err(StoreError::NotFound)));
 
     // Delete: conditional on the version, atomic with the index entries and the fingerprint.

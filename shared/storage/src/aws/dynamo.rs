@@ -972,6 +972,27 @@ impl MetadataStore for DynamoMetadataStore {
             .map(drop)
             .map_err(|e| classify("dynamodb UpdateItem", e))
     }
+
+    async fn remove_fingerprint(&self, model: &ModelId, media: &MediaId) -> StoreResult<()> {
+        // Conditional on the item, so that removing from a model without fingerprints does not
+        // create an empty item.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(fingerprints_key(model)))
+            .update_expression("REMOVE #a")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#a", fingerprint_attribute(media))
+            .expression_attribute_names("#pk", PK)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(classify("dynamodb UpdateItem", e)),
+        }
+    }
 }
 
 /// The fingerprints an item of the model holds (`ph_{media_id}` = pHash); others are ignored.

@@ -424,6 +424,17 @@ impl MetadataStore for LocalMetadataStore {
             .await
     }
 
+    async fn remove_fingerprint(&self, model: &ModelId, media: &MediaId) -> StoreResult<()> {
+        let (model, media) = (model.to_string(), media.to_string());
+        self.db
+            .run(move |conn| {
+                conn.execute("DELETE FROM fingerprints WHERE model_id = ?1 AND media_id = ?2", params![model, media])
+                    .map(drop)
+                    .map_err(sql_err)
+            })
+            .await
+    }
+
     async fn put_fingerprint(&self, model: &ModelId, fingerprint: &Fingerprint) -> StoreResult<()> {
         let (model, media, phash) = (model.to_string(), fingerprint.media_id.to_string(), fingerprint.phash.clone());
         self.db
