@@ -239,13 +239,9 @@ pub struct ListParams {
     pub cursor: Option<String>,
 }
 
-fn instant(name: &str, raw: Option<&str>) -> Result<Option<OffsetDateTime>, ApiError> {
-    raw.map(|r| {
-        OffsetDateTime::parse(r, &Rfc3339).map_err(|_| {
-            ApiError::InvalidRequest(format!("{name} must be an RFC 3339 instant, e.g. 2026-11-24T09:30:00Z"))
-        })
-    })
-    .transpose()
+fn instant(name: &str, raw: &str) -> Result<OffsetDateTime, ApiError> {
+    OffsetDateTime::parse(raw, &Rfc3339)
+        .map_err(|_| ApiError::InvalidRequest(format!("{name} must be an RFC 3339 instant, e.g. 2026-11-24T09:30:00Z")))
 }
 
 fn label<T>(
@@ -294,8 +290,8 @@ pub async fn list_media(
         category: label("category", params.category.as_deref(), Category::parse)?,
         tag: label("tag", params.tag.as_deref(), Tag::parse)?,
         gallery: label("gallery", params.gallery.as_deref(), GalleryId::parse)?,
-        created_from: instant("created_from", params.created_from.as_deref())?,
-        created_before: instant("created_to", params.created_to.as_deref())?,
+        created_from: params.created_from.as_deref().map(|t| instant("created_from", t)).transpose()?,
+        created_before: params.created_to.as_deref().map(|t| instant("created_to", t)).transpose()?,
         limit,
         cursor: params.cursor,
     };
@@ -381,7 +377,7 @@ fn to_patch(body: MediaPatchBody) -> Result<MediaPatch, ApiError> {
         focal_point: body.focal_point.map(|p| p.map(|p| FocalPoint { x: p.x, y: p.y })),
         usage_rights_expires_at: body
             .usage_rights_expires_at
-            .map(|t| t.map(|t| instant("usage_rights_expires_at", Some(&t)).map(|t| t.expect("given"))).transpose())
+            .map(|t| t.map(|t| instant("usage_rights_expires_at", &t)).transpose())
             .transpose()?,
     })
 }
