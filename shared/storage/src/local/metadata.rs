@@ -71,6 +71,11 @@ pub struct LocalMetadataStore {
 }
 
 impl LocalMetadataStore {
+    /// One statement with text parameters, on the blocking pool.
+    async fn execute<const N: usize>(&self, sql: &'static str, values: [String; N]) -> StoreResult<()> {
+        self.db.run(move |conn| conn.execute(sql, params_from_iter(values)).map(drop).map_err(sql_err)).await
+    }
+
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let db = Db::open(path, SCHEMA)?;
         db.with_blocking(|conn| {
@@ -414,38 +419,26 @@ impl MetadataStore for LocalMetadataStore {
     }
 
     async fn remove_tombstone(&self, model: &ModelId, media: &MediaId) -> StoreResult<()> {
-        let (model, media) = (model.to_string(), media.to_string());
-        self.db
-            .run(move |conn| {
-                conn.execute("DELETE FROM tombstones WHERE model_id = ?1 AND media_id = ?2", params![model, media])
-                    .map(drop)
-                    .map_err(sql_err)
-            })
-            .await
+        self.execute(
+            "DELETE FROM tombstones WHERE model_id = ?1 AND media_id = ?2",
+            [model.to_string(), media.to_string()],
+        )
+        .await
     }
 
     async fn remove_fingerprint(&self, model: &ModelId, media: &MediaId) -> StoreResult<()> {
-        let (model, media) = (model.to_string(), media.to_string());
-        self.db
-            .run(move |conn| {
-                conn.execute("DELETE FROM fingerprints WHERE model_id = ?1 AND media_id = ?2", params![model, media])
-                    .map(drop)
-                    .map_err(sql_err)
-            })
-            .await
+        self.execute(
+            "DELETE FROM fingerprints WHERE model_id = ?1 AND media_id = ?2",
+            [model.to_string(), media.to_string()],
+        )
+        .await
     }
 
     async fn put_fingerprint(&self, model: &ModelId, fingerprint: &Fingerprint) -> StoreResult<()> {
-        let (model, media, phash) = (model.to_string(), fingerprint.media_id.to_string(), fingerprint.phash.clone());
-        self.db
-            .run(move |conn| {
-                conn.execute(
-                    "INSERT OR REPLACE INTO fingerprints (model_id, media_id, phash) VALUES (?1, ?2, ?3)",
-                    params![model, media, phash],
-                )
-                .map(drop)
-                .map_err(sql_err)
-            })
-            .await
+        self.execute(
+            "INSERT OR REPLACE INTO fingerprints (model_id, media_id, phash) VALUES (?1, ?2, ?3)",
+            [model.to_string(), fingerprint.media_id.to_string(), fingerprint.phash.clone()],
+        )
+        .await
     }
 }
