@@ -52,8 +52,9 @@ impl MediaId {
         Self::generate_at(time::OffsetDateTime::now_utc())
     }
 
-    /// An id whose timestamp is `at` (to the millisecond), so the id and the record's
-    /// `created_at` name the same instant and id ranges are creation-time ranges.
+    /// An id made at `at` (to the millisecond) — or, if this process already made an id in a
+    /// later millisecond, just after that one, so ids keep their creation order. Records take
+    /// their `created_at` from the id ([`MediaId::created_at`]).
     pub fn generate_at(at: time::OffsetDateTime) -> Self {
         let at = std::time::SystemTime::UNIX_EPOCH
             + std::time::Duration::from_millis(u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0));
@@ -70,6 +71,12 @@ impl MediaId {
 
     pub fn last_of_ms(ms: u64) -> Self {
         Self(ulid::Ulid::from_parts(ms, u128::MAX))
+    }
+
+    /// The instant of the id's timestamp.
+    pub fn created_at(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.timestamp_ms()) * 1_000_000)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
     }
 
     /// Milliseconds since the epoch at which this id was made.

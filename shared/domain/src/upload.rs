@@ -70,10 +70,10 @@ pub async fn create_upload(
         return Err(UploadError::TooLarge { bytes: request.bytes, limit: limits.max_upload_bytes });
     }
 
-    // Millisecond precision, as in the id: `created_at` and the id's timestamp agree exactly, so
-    // a creation-time range is an id range.
-    let now = now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000).unwrap_or(now);
     let media_id = MediaId::generate_at(now);
+    // `created_at` is the id's own instant (milliseconds; later than `now` when ids made
+    // concurrently had to stay in order), so a creation-time range is exactly an id range.
+    let now = media_id.created_at();
     let original_key = ObjectKey::original(model_id, &media_id);
     // Presign first: if that fails nothing has been written.
     let upload = objects.presign_put(&original_key, &content_type, request.bytes, limits.upload_url_ttl).await?;
@@ -94,6 +94,128 @@ pub async fn create_upload(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_is_created_at_its_ids_instant() {
+        let limits = Limits::default();
+        let store = NoStore;
+        let model = ModelId::parse("m1").unwrap();
+        let request = || UploadRequest { filename: "a.jpg".into(), content_type: "image/jpeg".into(), bytes: 1 };
+        let later = OffsetDateTime::now_utc() + std::time::Duration::from_secs(60);
+        let earlier = later - std::time::Duration::from_secs(30);
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let (first, _) = rt.block_on(create_upload(&store, &store, &limits, &model, request(), "u", later)).unwrap();
+        // A request that read the clock earlier but makes its id later still sorts after.
+        let (second, _) = rt.block_on(create_upload(&store, &store, &limits, &model, request(), "u", earlier)).unwrap();
+        for record in [&first, &second] {
+            let ms = record.created_at.unix_timestamp_nanos() / 1_000_000;
+            assert_eq!(ms as u64, record.media_id.timestamp_ms());
+            assert_eq!(record.created_at.nanosecond() % 1_000_000, 0);
+        }
+        assert!(second.media_id > first.media_id && second.created_at >= first.created_at);
+    }
+
+    /// Accepts every write; presigns nothing real.
+    struct NoStore;
+
+    #[async_trait::async_trait]
+    impl crate::ports::ObjectStore for NoStore {
+        async fn put(
+            &self,
+            _: &ObjectKey,
+            _: bytes::Bytes,
+            _: crate::ports::PutOptions,
+        ) -> crate::ports::StoreResult<crate::ports::ObjectInfo> {
+            unreachable!()
+        }
+        async fn get(
+            &self,
+            _: &ObjectKey,
+            _: u64,
+        ) -> crate::ports::StoreResult<(crate::ports::ObjectInfo, bytes::Bytes)> {
+            unreachable!()
+        }
+        async fn head(&self, _: &ObjectKey) -> crate::ports::StoreResult<crate::ports::ObjectInfo> {
+            unreachable!()
+        }
+        async fn delete(&self, _: &ObjectKey) -> crate::ports::StoreResult<()> {
+            unreachable!()
+        }
+        async fn list(
+            &self,
+            _: &str,
+            _: Option<String>,
+            _: usize,
+        ) -> crate::ports::StoreResult<crate::ports::ListPage> {
+            unreachable!()
+        }
+        async fn presign_put(
+            &self,
+            key: &ObjectKey,
+            _: &str,
+            _: u64,
+            ttl: std::time::Duration,
+        ) -> crate::ports::StoreResult<PresignedRequest> {
+            Ok(PresignedRequest {
+                method: "PUT".into(),
+                url: key.to_string(),
+                headers: Default::default(),
+                expires_at: OffsetDateTime::now_utc() + ttl,
+            })
+        }
+        async fn presign_get(
+            &self,
+            _: &ObjectKey,
+            _: std::time::Duration,
+        ) -> crate::ports::StoreResult<PresignedRequest> {
+            unreachable!()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl crate::ports::MetadataStore for NoStore {
+        async fn create_media(&self, _: &MediaRecord) -> crate::ports::StoreResult<()> {
+            Ok(())
+        }
+        async fn get_media(&self, _: &ModelId, _: &MediaId) -> crate::ports::StoreResult<MediaRecord> {
+            unreachable!()
+        }
+        async fn get_media_with_fingerprints(
+            &self,
+            _: &ModelId,
+            _: &MediaId,
+        ) -> crate::ports::StoreResult<(MediaRecord, Vec<crate::ports::Fingerprint>)> {
+            unreachable!()
+        }
+        async fn batch_get_media(&self, _: &[(ModelId, MediaId)]) -> crate::ports::StoreResult<Vec<MediaRecord>> {
+            unreachable!()
+        }
+        async fn update_media(&self, _: &MediaRecord) -> crate::ports::StoreResult<()> {
+            unreachable!()
+        }
+        async fn list_media(
+            &self,
+            _: &ModelId,
+            _: &crate::ports::MediaQuery,
+        ) -> crate::ports::StoreResult<crate::ports::Page<MediaRecord>> {
+            unreachable!()
+        }
+        async fn delete_media(&self, _: &MediaRecord) -> crate::ports::StoreResult<()> {
+            unreachable!()
+        }
+        async fn get_tombstone(&self, _: &ModelId, _: &MediaId) -> crate::ports::StoreResult<Option<MediaRecord>> {
+            unreachable!()
+        }
+        async fn remove_tombstone(&self, _: &ModelId, _: &MediaId) -> crate::ports::StoreResult<()> {
+            unreachable!()
+        }
+        async fn put_fingerprint(&self, _: &ModelId, _: &crate::ports::Fingerprint) -> crate::ports::StoreResult<()> {
+            unreachable!()
+        }
+        async fn remove_fingerprint(&self, _: &ModelId, _: &MediaId) -> crate::ports::StoreResult<()> {
+            unreachable!()
+        }
+    }
 
     #[test]
     fn filenames_are_plain_names() {
