@@ -169,6 +169,21 @@ fn remove_index_rows(tx: &rusqlite::Transaction<'_>, model: &str, media: &str) -
     Ok(())
 }
 
+/// `NotFound` unless a live record is stored at `expected`, `VersionConflict` if at another version.
+fn expect_version(
+    tx: &rusqlite::Transaction<'_>,
+    model: &str,
+    media: &str,
+    now: i64,
+    expected: u64,
+) -> StoreResult<()> {
+    match stored_version(tx, model, media, now)? {
+        None => Err(StoreError::NotFound),
+        Some(v) if v != expected => Err(StoreError::VersionConflict { current: Some(v) }),
+        Some(_) => Ok(()),
+    }
+}
+
 fn stored_version(tx: &rusqlite::Transaction<'_>, model: &str, media: &str, now: i64) -> StoreResult<Option<u64>> {
     tx.query_row(
         "SELECT version FROM media WHERE model_id = ?1 AND media_id = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
@@ -293,11 +308,7 @@ impl MetadataStore for LocalMetadataStore {
             .run(move |conn| {
                 let tx = conn.transaction().map_err(sql_err)?;
                 let (model, media) = (record.model_id.to_string(), record.media_id.to_string());
-                match stored_version(&tx, &model, &media, now)? {
-                    None => return Err(StoreError::NotFound),
-                    Some(v) if v != expected => return Err(StoreError::VersionConflict { current: Some(v) }),
-                    Some(_) => {}
-                }
+                expect_version(&tx, &model, &media, now, expected)?;
                 write_row(&tx, &record, false)?;
                 tx.commit().map_err(sql_err)
             })
@@ -374,11 +385,7 @@ impl MetadataStore for LocalMetadataStore {
             .run(move |conn| {
                 let tx = conn.transaction().map_err(sql_err)?;
                 let (model, media) = (record.model_id.to_string(), record.media_id.to_string());
-                match stored_version(&tx, &model, &media, now)? {
-                    None => return Err(StoreError::NotFound),
-                    Some(v) if v != record.version => return Err(StoreError::VersionConflict { current: Some(v) }),
-                    Some(_) => {}
-                }
+                expect_version(&tx, &model, &media, now, record.version)?;
                 let doc: String = tx
                     .query_row(
                         "SELECT doc FROM media WHERE model_id = ?1 AND media_id = ?2",
