@@ -2,10 +2,12 @@
 # The test command: starts a moto server (S3, DynamoDB, SQS) on a free port, points the AWS SDK at
 # it through the standard environment, and runs the workspace's tests. Extra arguments go to
 # `cargo test`, e.g. `infra/test.sh -p phoenix-storage --test conformance`; without -p/--package
-# every package of the workspace is tested.
+# every package of the workspace is tested. Missing build tools are installed first (require.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
+source infra/require.sh
+require_build_tools
 
 VENV="$ROOT/.venv-moto"
 if [ ! -x "$VENV/bin/moto_server" ]; then

@@ -13,9 +13,8 @@ use aws_sdk_s3::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use image::GenericImageView;
-use phoenix_api::{AppState, AuthMode, DerivativeLinks};
+use phoenix_api::{AuthMode, DerivativeLinks, Ports};
 use phoenix_domain::{Limits, Queue, QueueName};
-use phoenix_ingest::{Processor, ProcessorConfig};
 use phoenix_storage::aws::{DynamoMetadataStore, S3ObjectStore, SqsQueue, create_table, load_sdk_config};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -132,16 +131,14 @@ async fn upload_flow_on_the_aws_adapters() {
         &sdk,
         HashMap::from([(QueueName::INGEST, ingest_url.clone()), (QueueName::INGEST_DLQ, dlq_url.clone())]),
     ));
-    let router = phoenix_api::router(AppState {
-        objects: objects.clone(),
-        metadata: metadata.clone(),
+    let config = phoenix_api::Config {
         limits: Limits::default(),
-        auth: AuthMode::ApiGateway,
         links: DerivativeLinks::Presigned(Duration::from_secs(600)),
-        queue: queue.clone(),
         purge_delay: Duration::ZERO,
-    });
-    let processor = Processor::new(objects.clone(), metadata.clone(), ProcessorConfig::default());
+    };
+    let ports = Ports { objects: objects.clone(), metadata: metadata.clone(), queue: queue.clone() };
+    let router = phoenix_api::build(config, ports, AuthMode::ApiGateway);
+    let processor = phoenix_ingest::build(phoenix_ingest::Config::default(), objects.clone(), metadata.clone());
 
     // 1. Create the upload through the API, as API Gateway invokes it.
     let photo = std::fs::read(testdata("photos/exif-orientation6-gps.jpg")).unwrap();
@@ -188,8 +185,8 @@ async fn upload_flow_on_the_aws_adapters() {
             queue.receive(&QueueName::INGEST, 10, Duration::from_secs(60), Duration::from_secs(1)).await.unwrap(),
         );
     }
-    let event = phoenix_ingest::sqs_event(&messages);
-    let response = processor.handle_batch(event.clone()).await;
+    let event = phoenix_consumer::sqs_event(&messages);
+    let response = phoenix_consumer::handle_sqs_batch(&processor, event.clone(), 2).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     for m in &messages {
         queue.delete(&QueueName::INGEST, &m.receipt).await.unwrap();
@@ -217,7 +214,7 @@ async fn upload_flow_on_the_aws_adapters() {
     }
 
     // 5. A redelivered batch does no work twice.
-    let again = processor.handle_batch(event).await;
+    let again = phoenix_consumer::handle_sqs_batch(&processor, event, 2).await;
     assert!(again.batch_item_failures.is_empty());
     let (_, reread) = call(&router, apigw_request("GET", get_route, &path, params.clone(), None, "model-aws")).await;
     assert_eq!(reread["version"], record["version"]);
@@ -286,7 +283,7 @@ async fn upload_flow_on_the_aws_adapters() {
     assert!(page["items"].as_array().unwrap().is_empty(), "{page}");
     let purge = queue.receive(&QueueName::INGEST, 10, Duration::from_secs(60), Duration::from_secs(2)).await.unwrap();
     assert!(purge.iter().any(|m| m.body.contains("\"purge\"")), "{purge:?}");
-    let response = processor.handle_batch(phoenix_ingest::sqs_event(&purge)).await;
+    let response = phoenix_consumer::handle_sqs_batch(&processor, phoenix_consumer::sqs_event(&purge), 2).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
     let left = s3.list_objects_v2().bucket(&bucket).prefix(format!("derived/model-aws/{media}/")).send().await.unwrap();

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use phoenix_api::DevClaims;
 use phoenix_domain::Limits;
-use phoenix_imaging::PresetSet;
 use phoenix_local::{LocalConfig, RunningSystem};
 use serde_json::{Value, json};
 
@@ -41,11 +40,13 @@ pub fn test_config(dir: &Path, limits: Limits) -> LocalConfig {
         data_dir: dir.to_owned(),
         addr: "127.0.0.1:0".parse().unwrap(),
         jwt_secret: "test-secret".into(),
-        limits,
+        api: phoenix_api::Config {
+            limits: limits.clone(),
+            purge_delay: std::time::Duration::from_secs(1),
+            ..phoenix_api::Config::default()
+        },
+        ingest: phoenix_ingest::Config { limits, ..phoenix_ingest::Config::default() },
         ingest_max_receive: 3,
-        presets: PresetSet::default(),
-        keep_gps: false,
-        purge_delay: std::time::Duration::from_secs(1),
     }
 }
 

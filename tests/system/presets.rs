@@ -25,7 +25,7 @@ async fn regenerate_rebuilds_exactly_the_stale_presets_and_deletes_the_supersede
     small.version += 1;
     let small_version = small.version;
     let mut config = test_config(dir.path(), Limits::default());
-    config.presets = presets;
+    config.ingest.presets = presets;
     let app = spawn_with_config(config).await;
 
     let command = json!({"action": "regenerate", "model_id": "model-r", "media_id": media});
@@ -84,7 +84,7 @@ async fn gps_is_dropped_by_default_and_when_kept_shown_to_admins_only() {
     let photo = std::fs::read(testdata("photos/exif-orientation6-gps.jpg")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config(dir.path(), Limits::default());
-    config.keep_gps = true;
+    config.ingest.keep_gps = true;
     let app = spawn_with_config(config).await;
     let media = app.upload(&app.model_token("model-g"), "model-g", photo, "image/jpeg").await;
     let as_admin = app.wait_processed(&app.admin_token(), "model-g", &media).await;

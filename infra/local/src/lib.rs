@@ -2,7 +2,6 @@
 //! serves it, an object endpoint that accepts presigned uploads and serves derivatives, and the
 //! ingest queue drained into the same processor the Lambda runs. Data lives in one folder.
 
-mod drain;
 mod objects;
 
 use std::net::SocketAddr;
@@ -11,11 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use phoenix_api::{AppState, AuthMode, DerivativeLinks, DevClaims};
+use phoenix_api::{AuthMode, DerivativeLinks, DevClaims, Ports};
+use phoenix_consumer::DrainSettings;
 use phoenix_domain::config::env_or;
-use phoenix_domain::{Limits, MetadataStore, ObjectStore, Queue, QueueName};
-use phoenix_imaging::PresetSet;
-use phoenix_ingest::{Processor, ProcessorConfig, presets_from_env};
+use phoenix_domain::{MetadataStore, ObjectStore, Queue, QueueName, keys};
 use phoenix_storage::local::{LocalMetadataStore, LocalObjectStore, LocalQueue, Notification, QueueSettings};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -31,34 +29,29 @@ pub struct LocalConfig {
     pub data_dir: PathBuf,
     pub addr: SocketAddr,
     pub jwt_secret: String,
-    pub limits: Limits,
+    /// The API's configuration, as its Lambda reads it (derivative links aside: the local
+    /// server serves derivatives itself, under its own URL).
+    pub api: phoenix_api::Config,
+    /// The processor's configuration, as its Lambda reads it.
+    pub ingest: phoenix_ingest::Config,
     /// Deliveries of one ingest message before it moves to the dead-letter queue.
     pub ingest_max_receive: u32,
-    /// The derivative presets (`PHOENIX_PRESETS_FILE`, else the built-in set).
-    pub presets: PresetSet,
-    /// Keep GPS positions in admin-only metadata (`PHOENIX_KEEP_GPS`, default false).
-    pub keep_gps: bool,
-    /// How long after a delete its objects are purged (`PHOENIX_PURGE_DELAY_SECS`, default 5).
-    pub purge_delay: Duration,
 }
 
 impl LocalConfig {
     /// From `PHOENIX_DATA_DIR` (default `.phoenix-data`), `PHOENIX_ADDR` (default
-    /// `127.0.0.1:8080`), `PHOENIX_JWT_SECRET` and the limits' variables.
+    /// `127.0.0.1:8080`), `PHOENIX_JWT_SECRET`, and the variables the API and the processor read.
     pub fn from_env() -> anyhow::Result<Self> {
         Ok(Self {
             data_dir: env_or("PHOENIX_DATA_DIR", PathBuf::from(".phoenix-data"))?,
             addr: env_or("PHOENIX_ADDR", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             jwt_secret: env_or("PHOENIX_JWT_SECRET", DEV_JWT_SECRET.to_owned())?,
-            limits: Limits::from_env()?,
+            api: phoenix_api::Config::from_env()?,
+            ingest: phoenix_ingest::Config::from_env()?,
             ingest_max_receive: 5,
-            presets: presets_from_env()?,
-            keep_gps: env_or("PHOENIX_KEEP_GPS", false)?,
-            purge_delay: Duration::from_secs(env_or("PHOENIX_PURGE_DELAY_SECS", 5)?),
         })
     }
 }
-
 pub struct RunningSystem {
     pub base_url: String,
     pub data_dir: PathBuf,
@@ -113,34 +106,18 @@ pub async fn spawn(config: LocalConfig) -> anyhow::Result<RunningSystem> {
         format!("object-signing:{}", config.jwt_secret).into_bytes(),
     )?
     .with_notification(Notification {
-        prefix: "originals/".into(),
+        prefix: keys::ORIGINALS_PREFIX.into(),
         queue: queue.clone(),
         queue_name: QueueName::INGEST,
     });
     let objects: Arc<dyn ObjectStore> = Arc::new(object_store.clone());
 
     let auth = AuthMode::local(config.jwt_secret.as_bytes());
-    let state = AppState {
-        objects: objects.clone(),
-        metadata: metadata.clone(),
-        limits: config.limits.clone(),
-        auth: auth.clone(),
-        links: DerivativeLinks::PublicBase(base_url.clone()),
-        queue: queue.clone(),
-        purge_delay: config.purge_delay,
-    };
-    let app = phoenix_api::router(state).merge(objects::router(object_store, config.limits.max_upload_bytes));
-
-    let processor = Arc::new(Processor::new(
-        objects.clone(),
-        metadata.clone(),
-        ProcessorConfig {
-            limits: config.limits.clone(),
-            presets: config.presets.clone(),
-            keep_gps: config.keep_gps,
-            ..ProcessorConfig::default()
-        },
-    ));
+    let ports = Ports { objects: objects.clone(), metadata: metadata.clone(), queue: queue.clone() };
+    let api = phoenix_api::Config { links: DerivativeLinks::PublicBase(base_url.clone()), ..config.api };
+    let max_upload_bytes = api.limits.max_upload_bytes;
+    let app = phoenix_api::build(api, ports, auth.clone()).merge(objects::router(object_store, max_upload_bytes));
+    let processor = Arc::new(phoenix_ingest::build(config.ingest, objects.clone(), metadata.clone()));
 
     let (shutdown, mut stop) = watch::channel(false);
     let server = tokio::spawn(async move {
@@ -151,11 +128,16 @@ pub async fn spawn(config: LocalConfig) -> anyhow::Result<RunningSystem> {
             tracing::error!(error = %e, "server stopped");
         }
     });
-    let drainer = tokio::spawn(drain::drain(
+    let settings = DrainSettings {
+        visibility: Duration::from_secs(120),
+        concurrency: processor.concurrency(),
+        ..DrainSettings::default()
+    };
+    let drainer = tokio::spawn(phoenix_consumer::drain(
         queue.clone(),
         QueueName::INGEST,
         processor,
-        Duration::from_secs(120),
+        settings,
         shutdown.subscribe(),
     ));
 

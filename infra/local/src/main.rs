@@ -1,4 +1,5 @@
-//! `cargo run --release -p phoenix-local`: the whole system on 127.0.0.1 with the local adapters.
+//! `infra/run.sh` (`cargo run --release -p phoenix-local` from the repository root): the whole
+//! system on 127.0.0.1 with the local adapters.
 //! `phoenix-local token admin` or `phoenix-local token model <model_id>` prints a dev token for
 //! scripts, signed with the same key (`PHOENIX_JWT_SECRET`, else the development secret).
 

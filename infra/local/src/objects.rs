@@ -107,10 +107,10 @@ async fn presigned_get(
 }
 
 async fn public_derivative(State(state): State<ObjectState>, Path(rest): Path<String>, headers: HeaderMap) -> Response {
-    let Ok(key) = ObjectKey::parse(&format!("derived/{rest}")) else {
+    let Some(key) = phoenix_domain::keys::derived_from_path(&rest) else {
         return bad_key();
     };
-    serve(&state.store, &key, &headers, Some("public, max-age=31536000, immutable")).await
+    serve(&state.store, &key, &headers, Some(phoenix_domain::keys::DERIVATIVE_CACHE_CONTROL)).await
 }
 
 async fn serve(

@@ -1,15 +1,9 @@
 //! The OpenAPI 3.1 document, generated from the handlers and view types. `docs/openapi.json` is a
 //! checked-in copy; a test fails when they differ (regenerate with `UPDATE_OPENAPI=1 cargo test -p phoenix-api`).
 
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
-
-use crate::views::{
-    BatchGetBody, BatchGetResult, CreateUploadBody, CreditView, DecisionView, DerivativeView, DuplicateView, ErrorBody,
-    ErrorDetail, FocalPointView, GalleryLinkView, GpsView, Health, HistoryEntryView, MediaKeyView, MediaPage,
-    MediaPatchBody, MediaView, PlaceholderView, PresignedRequestView, RejectionView, ReviewBody, ReviewView,
-    SeverityView, SourceView, UploadCreated, ViolationView,
-};
+use phoenix_http::openapi::BearerAuth;
+use phoenix_media_routes::MediaApi;
+use utoipa::OpenApi;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,43 +12,22 @@ use crate::views::{
         version = "1",
         description = "Media library for model portfolios. Errors are `{\"error\":{\"code\",\"message\",\"details\"?}}`."
     ),
-    paths(
-        crate::health,
-        crate::media::create_upload,
-        crate::media::get_media,
-        crate::media::list_media,
-        crate::media::batch_get,
-        crate::media::patch_media,
-        crate::media::review_media,
-        crate::media::delete_media
-    ),
-    components(schemas(
-        CreateUploadBody, UploadCreated, PresignedRequestView, MediaView, MediaPage, DerivativeView, SourceView,
-        GpsView, PlaceholderView, RejectionView, ErrorBody, ErrorDetail, Health, FocalPointView, CreditView,
-        GalleryLinkView, ViolationView, SeverityView, ReviewView, HistoryEntryView, DuplicateView, MediaPatchBody,
-        DecisionView, ReviewBody, MediaKeyView, BatchGetBody, BatchGetResult
-    )),
+    paths(crate::health),
     modifiers(&BearerAuth),
-    tags((name = "media", description = "Uploads and the media library"), (name = "system"))
+    tags((name = "system"))
 )]
-pub struct ApiDoc;
+struct SystemApi;
 
-/// Bearer JWTs with Cognito claims (`sub`, `cognito:groups`, `custom:model_id`); see docs/auth.md.
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
-        );
-    }
+/// One document for the whole API: the system routes and every route crate's part.
+pub fn api() -> utoipa::openapi::OpenApi {
+    let mut doc = SystemApi::openapi();
+    doc.merge(MediaApi::openapi());
+    doc
 }
 
 /// The document as served and checked in: pretty JSON with a trailing newline.
 pub fn document() -> String {
-    let mut json = ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serialises");
+    let mut json = api().to_pretty_json().expect("the OpenAPI document serialises");
     json.push('\n');
     json
 }

@@ -149,20 +149,20 @@ impl ObjectKey {
         &self.0
     }
 
-    /// Where an uploaded original lives.
-    pub fn original(model: &ModelId, media: &MediaId) -> Self {
-        Self(format!("originals/{}/{}", model.as_str(), media))
+    /// A key built by [`crate::keys`] from validated ids (never empty, no bad segments).
+    pub(crate) fn trusted(raw: String) -> Self {
+        debug_assert!(Self::parse(&raw).is_ok(), "{raw}");
+        Self(raw)
     }
 
-    /// Parses `originals/{model_id}/{media_id}` back into its ids.
+    /// Where an uploaded original lives ([`crate::keys::original`]).
+    pub fn original(model: &ModelId, media: &MediaId) -> Self {
+        crate::keys::original(model, media)
+    }
+
+    /// Parses `originals/{model_id}/{media_id}` back into its ids ([`crate::keys::parse_original`]).
     pub fn parse_original(&self) -> Option<(ModelId, MediaId)> {
-        let mut parts = self.0.split('/');
-        match (parts.next(), parts.next(), parts.next(), parts.next()) {
-            (Some("originals"), Some(model), Some(media), None) => {
-                Some((ModelId::parse(model).ok()?, MediaId::parse(media).ok()?))
-            }
-            _ => None,
-        }
+        crate::keys::parse_original(self)
     }
 }
 
@@ -292,9 +292,13 @@ mod tests {
 
     #[test]
     fn ids_carry_their_creation_millisecond() {
-        let at = time::macros::datetime!(2026-11-24 09:15:02.114_999 UTC);
+        // Ids stay in creation order across the process, so an id made "at" an instant is made
+        // in that millisecond or, when another id already went further, just after.
+        let at = time::OffsetDateTime::now_utc();
         let id = MediaId::generate_at(at);
-        assert_eq!(id.timestamp_ms(), 1_795_511_702_114);
+        let at_ms = u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap();
+        assert!(id.timestamp_ms() >= at_ms && id.timestamp_ms() < at_ms + 1_000, "{} vs {at_ms}", id.timestamp_ms());
+        assert_eq!(MediaId(ulid::Ulid::from_datetime(at.into())).timestamp_ms(), at_ms);
         assert!(MediaId::first_of_ms(id.timestamp_ms()) <= id && id <= MediaId::last_of_ms(id.timestamp_ms()));
         assert!(MediaId::last_of_ms(id.timestamp_ms() - 1) < id);
     }

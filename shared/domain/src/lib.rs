@@ -1,18 +1,23 @@
 //! The domain of phoenix4ge media: identifiers validated at the edge, the media record and its
-//! lifecycle, typed limits, the three ports (object store, metadata store, queue) and the use cases
-//! that run on them. Nothing here names AWS or a file system.
+//! lifecycle, typed limits, the ports (one per aggregate or capability), the object-key scheme,
+//! the queue messages, and the use cases that run on them. Nothing here names AWS or a file system.
 
 pub mod config;
 pub mod ids;
+pub mod keys;
 pub mod library;
 pub mod media;
+pub mod messages;
 pub mod ports;
-pub mod upload;
 
 pub use config::Limits;
 pub use ids::{Category, GalleryId, IdError, MediaId, ModelId, ObjectKey, Tag};
 pub use media::{
-    Credit, Derivative, FocalPoint, GalleryLink, GpsPosition, HistoryEntry, MediaMetadata, MediaRecord, MediaStatus,
-    Rejection, Review, ReviewDecision, Severity, SourceInfo, Violation,
+    Credit, Derivative, FocalPoint, GalleryLink, GpsPosition, HistoryEntry, MediaError, MediaMetadata, MediaRecord,
+    MediaStatus, Rejection, Review, ReviewDecision, Severity, SourceInfo, Violation,
 };
-pub use ports::{MetadataStore, ObjectStore, Queue, QueueName, StoreError, StoreResult};
+pub use messages::MediaCommand;
+pub use ports::{
+    FingerprintStore, MediaStore, MetadataStore, ObjectStore, Presigner, Queue, QueueName, StoreError, StoreResult,
+    TombstoneStore,
+};

@@ -1,11 +1,10 @@
-//! The media library's rules: what an edit may change, how moderation moves a record, and the
-//! maintenance commands the API hands to the processor through the ingest queue. Pure functions
-//! over a record: the API reads, applies one of these, and writes conditionally.
+//! The media library's rules: what an edit may change, how moderation moves a record, which
+//! media look alike. Pure functions over a record; the use cases in [`crate::media`] read, apply
+//! one of these, and write conditionally.
 
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::ids::{Category, GalleryId, MediaId, ModelId, Tag};
+use crate::ids::{Category, GalleryId, MediaId, Tag};
 use crate::media::{Credit, FocalPoint, MAX_TAGS, MediaRecord, MediaStatus, Review, ReviewDecision, Violation};
 
 pub const MAX_CAPTION_CHARS: usize = 2000;
@@ -287,29 +286,11 @@ pub fn likely_duplicates(record: &MediaRecord, fingerprints: &[crate::ports::Fin
     found
 }
 
-/// Work the API hands to the processor through the ingest queue (as JSON, tagged by `action`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
-pub enum MediaCommand {
-    /// Bring the derivatives up to date with the configured presets.
-    Regenerate {
-        model_id: ModelId,
-        media_id: MediaId,
-        /// Presets to rebuild even if current.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        presets: Vec<String>,
-        /// Rebuild every cover crop (the focal point moved).
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        crops: bool,
-    },
-    /// Remove the objects of a deleted media (its tombstone says which), then the tombstone.
-    Purge { model_id: ModelId, media_id: MediaId },
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::{GalleryLink, Severity, SourceInfo};
+    use crate::ids::ModelId;
+    use crate::media::{GalleryLink, Severity};
 
     fn record(status: MediaStatus) -> MediaRecord {
         let now = OffsetDateTime::now_utc();
@@ -327,37 +308,8 @@ mod tests {
     }
 
     fn processed(status: MediaStatus) -> MediaRecord {
-        let mut r = record(status);
-        r.source = Some(SourceInfo {
-            etag: "e".into(),
-            bytes: 10,
-            format: "jpeg".into(),
-            width: 1,
-            height: 1,
-            orientation: 1,
-            sha256: "00".repeat(32),
-            camera_make: None,
-            camera_model: None,
-            captured_at: None,
-            lens: None,
-            artist: None,
-            copyright: None,
-            gps: None,
-            placeholder: None,
-            dominant_color: None,
-            phash: None,
-        });
-        r.derivatives.push(crate::media::Derivative {
-            preset: "small".into(),
-            preset_version: 1,
-            format: "webp".into(),
-            width: 1,
-            height: 1,
-            bytes: 1,
-            key: crate::ObjectKey::parse("derived/m1/x/small.webp").unwrap(),
-            source_etag: "e".into(),
-            operations: vec![],
-        });
+        let mut r = crate::media::fakes::processed_record();
+        r.status = status;
         r
     }
 
@@ -501,30 +453,5 @@ mod tests {
         }
         assert_eq!(r.history.len(), crate::media::HISTORY_CAP);
         assert_eq!(r.history[0].summary, format!("{}", crate::media::HISTORY_CAP + 9));
-    }
-
-    #[test]
-    fn commands_have_a_stable_wire_form() {
-        let model = ModelId::parse("m1").unwrap();
-        let media = MediaId::parse("01jd3k6v2q8m3y7x9t0b5n4c2a").unwrap();
-        let purge = MediaCommand::Purge { model_id: model.clone(), media_id: media };
-        assert_eq!(
-            serde_json::to_string(&purge).unwrap(),
-            r#"{"action":"purge","model_id":"m1","media_id":"01jd3k6v2q8m3y7x9t0b5n4c2a"}"#
-        );
-        let regen: MediaCommand = serde_json::from_str(
-            r#"{"action":"regenerate","model_id":"m1","media_id":"01jd3k6v2q8m3y7x9t0b5n4c2a","presets":["cover-square"]}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            regen,
-            MediaCommand::Regenerate {
-                model_id: model,
-                media_id: media,
-                presets: vec!["cover-square".into()],
-                crops: false
-            }
-        );
-        assert!(serde_json::from_str::<MediaCommand>(r#"{"action":"other","model_id":"m1"}"#).is_err());
     }
 }

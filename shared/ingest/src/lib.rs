@@ -1,28 +1,23 @@
-//! The upload processor. SQS delivers S3 `ObjectCreated` notifications for `originals/`; each
-//! record is handled on its own and only transient failures are reported back, so SQS retries
-//! exactly those (and dead-letters them after the last attempt).
+//! The ingest queue's consumer: bucket notifications for uploaded originals and the API's media
+//! commands (regenerate, purge) in, derivatives and metadata out. [`Processor`] is a
+//! [`phoenix_consumer::MessageHandler`]: the Lambda and the local drain run it through the same
+//! batch adapter, which reports failed messages back to SQS one by one.
 
+mod config;
+pub mod message;
 pub mod notification;
-pub mod processor;
+mod processor;
 
+pub use config::Config;
+pub use message::{IngestMessage, MalformedMessage};
 pub use notification::{Notification, ObjectCreated, parse_notification};
-pub use processor::{Outcome, ProcessError, Processor, ProcessorConfig, SYSTEM_ACTOR, presets_from_env};
+pub use processor::{Outcome, ProcessError, Processor, SYSTEM_ACTOR};
 
-use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
-use phoenix_domain::ports::ReceivedMessage;
+use std::sync::Arc;
 
-/// The `SqsEvent` Lambda's event source mapping would deliver for these received messages: how
-/// the local server (and the emulator tests) hand a queue's batch to the same handler.
-pub fn sqs_event(messages: &[ReceivedMessage]) -> SqsEvent {
-    let mut event = SqsEvent::default();
-    for m in messages {
-        let mut record = SqsMessage::default();
-        record.message_id = Some(m.message_id.clone());
-        record.receipt_handle = Some(m.receipt.clone());
-        record.body = Some(m.body.clone());
-        record.attributes.insert("ApproximateReceiveCount".into(), m.receive_count.to_string());
-        record.event_source = Some("aws:sqs".into());
-        event.records.push(record);
-    }
-    event
+use phoenix_domain::{MetadataStore, ObjectStore};
+
+/// The processor, wired: what the Lambda's `main`, the local server and the tests all call.
+pub fn build(config: Config, objects: Arc<dyn ObjectStore>, metadata: Arc<dyn MetadataStore>) -> Processor {
+    Processor::new(config, objects, metadata)
 }

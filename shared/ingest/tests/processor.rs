@@ -5,14 +5,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
-use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use bytes::Bytes;
+use phoenix_consumer::handle_sqs_batch;
+use phoenix_domain::keys;
+use phoenix_domain::media::{UploadRequest, create_upload};
 use phoenix_domain::ports::{Fingerprint, MediaQuery, Page, PutOptions, StoreResult};
-use phoenix_domain::upload::{UploadRequest, create_upload};
 use phoenix_domain::{
-    Limits, MediaId, MediaRecord, MediaStatus, MetadataStore, ModelId, ObjectKey, ObjectStore, StoreError,
+    FingerprintStore, Limits, MediaId, MediaRecord, MediaStatus, MediaStore, ModelId, ObjectStore, StoreError,
+    TombstoneStore,
 };
-use phoenix_ingest::{Outcome, Processor, ProcessorConfig};
+use phoenix_ingest::{Config, Outcome, Processor};
 use phoenix_storage::local::{LocalMetadataStore, LocalObjectStore};
 
 /// Fails the next `failures` reads with `Unavailable`, as a throttled or unreachable store would;
@@ -26,7 +29,7 @@ struct Flaky {
 }
 
 #[async_trait]
-impl MetadataStore for Flaky {
+impl MediaStore for Flaky {
     async fn create_media(&self, r: &MediaRecord) -> StoreResult<()> {
         self.inner.create_media(r).await
     }
@@ -35,6 +38,9 @@ impl MetadataStore for Flaky {
             return Err(StoreError::unavailable(anyhow::anyhow!("throttled")));
         }
         self.inner.get_media(m, id).await
+    }
+    async fn batch_get_media(&self, keys: &[(ModelId, MediaId)]) -> StoreResult<Vec<MediaRecord>> {
+        self.inner.batch_get_media(keys).await
     }
     async fn update_media(&self, r: &MediaRecord) -> StoreResult<()> {
         if r.status == MediaStatus::PendingReview && self.delete_before_outcome.swap(false, Ordering::SeqCst) {
@@ -53,6 +59,10 @@ impl MetadataStore for Flaky {
     async fn list_media(&self, m: &ModelId, q: &MediaQuery) -> StoreResult<Page<MediaRecord>> {
         self.inner.list_media(m, q).await
     }
+}
+
+#[async_trait]
+impl FingerprintStore for Flaky {
     async fn get_media_with_fingerprints(
         &self,
         m: &ModelId,
@@ -60,9 +70,16 @@ impl MetadataStore for Flaky {
     ) -> StoreResult<(MediaRecord, Vec<Fingerprint>)> {
         self.inner.get_media_with_fingerprints(m, id).await
     }
-    async fn batch_get_media(&self, keys: &[(ModelId, MediaId)]) -> StoreResult<Vec<MediaRecord>> {
-        self.inner.batch_get_media(keys).await
+    async fn put_fingerprint(&self, m: &ModelId, f: &Fingerprint) -> StoreResult<()> {
+        self.inner.put_fingerprint(m, f).await
     }
+    async fn remove_fingerprint(&self, m: &ModelId, id: &MediaId) -> StoreResult<()> {
+        self.inner.remove_fingerprint(m, id).await
+    }
+}
+
+#[async_trait]
+impl TombstoneStore for Flaky {
     async fn delete_media(&self, r: &MediaRecord) -> StoreResult<()> {
         self.inner.delete_media(r).await
     }
@@ -71,12 +88,6 @@ impl MetadataStore for Flaky {
     }
     async fn remove_tombstone(&self, m: &ModelId, id: &MediaId) -> StoreResult<()> {
         self.inner.remove_tombstone(m, id).await
-    }
-    async fn put_fingerprint(&self, m: &ModelId, f: &Fingerprint) -> StoreResult<()> {
-        self.inner.put_fingerprint(m, f).await
-    }
-    async fn remove_fingerprint(&self, m: &ModelId, id: &MediaId) -> StoreResult<()> {
-        self.inner.remove_fingerprint(m, id).await
     }
 }
 
@@ -97,7 +108,7 @@ fn fixture() -> Fixture {
         edit_before_outcome: Default::default(),
         delete_before_outcome: Default::default(),
     });
-    let processor = Processor::new(objects.clone(), metadata.clone(), ProcessorConfig::default());
+    let processor = phoenix_ingest::build(Config::default(), objects.clone(), metadata.clone());
     Fixture { _dir: dir, objects, metadata, processor }
 }
 
@@ -140,6 +151,11 @@ fn event(messages: &[(&str, &str)]) -> SqsEvent {
     event
 }
 
+/// The batch as Lambda (or the local drain) hands it over, through the shared adapter.
+async fn batch(processor: &Processor, messages: &[(&str, &str)]) -> SqsBatchResponse {
+    handle_sqs_batch(processor, event(messages), processor.concurrency()).await
+}
+
 #[tokio::test]
 async fn only_the_transiently_failed_message_is_reported() {
     let f = fixture();
@@ -148,13 +164,13 @@ async fn only_the_transiently_failed_message_is_reported() {
     // One message's first read fails: the batch reports exactly that one.
     f.metadata.failures.store(1, Ordering::SeqCst);
     let processor =
-        Processor::new(f.objects.clone(), f.metadata.clone(), ProcessorConfig { concurrency: 1, ..Default::default() });
-    let response = processor.handle_batch(event(&[("a", &body_a), ("b", &body_b)])).await;
+        phoenix_ingest::build(Config { concurrency: 1, ..Default::default() }, f.objects.clone(), f.metadata.clone());
+    let response = batch(&processor, &[("a", &body_a), ("b", &body_b)]).await;
     let failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(failed, vec!["a"]);
 
     // Its retry succeeds, and a further replay does nothing.
-    let retry = f.processor.handle_batch(event(&[("a", &body_a)])).await;
+    let retry = batch(&f.processor, &[("a", &body_a)]).await;
     assert!(retry.batch_item_failures.is_empty());
     let done = f.metadata.get_media(&model_a, &media_a).await.unwrap();
     assert_eq!(done.status, MediaStatus::PendingReview);
@@ -166,7 +182,7 @@ async fn only_the_transiently_failed_message_is_reported() {
 async fn a_bad_file_is_rejected_once_and_not_retried() {
     let f = fixture();
     let (model, media, body) = uploaded(&f, "m-c", photo("hostile/truncated.jpg")).await;
-    let response = f.processor.handle_batch(event(&[("c", &body)])).await;
+    let response = batch(&f.processor, &[("c", &body)]).await;
     assert!(response.batch_item_failures.is_empty(), "a bad file is final, not a retry");
     let record = f.metadata.get_media(&model, &media).await.unwrap();
     assert_eq!(record.status, MediaStatus::Rejected);
@@ -180,7 +196,7 @@ async fn test_events_foreign_keys_and_orphans_are_acknowledged() {
     let test_event = include_str!("fixtures/s3-test-event.json");
     let foreign = r#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"derived/m/x.jpg"}}}]}"#;
     let orphan = r#"{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"originals/m-d/01jd3k6v2q8m3y7x9t0b5n4c2a"}}}]}"#;
-    let response = f.processor.handle_batch(event(&[("t", test_event), ("f", foreign), ("o", orphan)])).await;
+    let response = batch(&f.processor, &[("t", test_event), ("f", foreign), ("o", orphan)]).await;
     assert!(response.batch_item_failures.is_empty());
     assert!(matches!(f.processor.handle_message(orphan).await.unwrap()[0], Outcome::Ignored(_)));
 }
@@ -191,7 +207,7 @@ async fn an_original_whose_media_is_gone_is_removed() {
     let (model, media, body) = uploaded(&f, "m-gone", photo("photos/rgb16.png")).await;
     let record = f.metadata.get_media(&model, &media).await.unwrap();
     f.metadata.delete_media(&record).await.unwrap();
-    assert!(f.processor.handle_batch(event(&[("g", &body)])).await.batch_item_failures.is_empty());
+    assert!(batch(&f.processor, &[("g", &body)]).await.batch_item_failures.is_empty());
     assert!(matches!(f.objects.head(&record.original_key).await, Err(StoreError::NotFound)));
 }
 
@@ -200,7 +216,7 @@ async fn an_edit_made_while_processing_is_kept() {
     let f = fixture();
     let (model, media, body) = uploaded(&f, "m-edit", photo("photos/rgb16.png")).await;
     f.metadata.edit_before_outcome.store(true, Ordering::SeqCst);
-    let response = f.processor.handle_batch(event(&[("e", &body)])).await;
+    let response = batch(&f.processor, &[("e", &body)]).await;
     assert!(response.batch_item_failures.is_empty(), "the conflict is resolved, not retried");
     let record = f.metadata.get_media(&model, &media).await.unwrap();
     assert_eq!(record.status, MediaStatus::PendingReview);
@@ -221,7 +237,7 @@ async fn an_edit_made_while_processing_is_kept() {
 #[tokio::test]
 async fn a_malformed_message_is_reported_for_the_dead_letter_queue() {
     let f = fixture();
-    let response = f.processor.handle_batch(event(&[("x", "this is not JSON")])).await;
+    let response = batch(&f.processor, &[("x", "this is not JSON")]).await;
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(response.batch_item_failures[0].item_identifier, "x");
 }
@@ -233,7 +249,7 @@ async fn new_content_makes_new_keys_and_removes_the_superseded() {
     f.processor.handle_message(&body).await.unwrap();
     let first = f.metadata.get_media(&model, &media).await.unwrap();
     // The same key overwritten with other bytes (a new object version).
-    let key = ObjectKey::original(&model, &media);
+    let key = keys::original(&model, &media);
     let info = f.objects.put(&key, Bytes::from(photo("photos/alpha.png")), PutOptions::default()).await.unwrap();
     let body = body.replace(&first.source.as_ref().unwrap().etag, &info.etag);
     assert_eq!(f.processor.handle_message(&body).await.unwrap(), vec![Outcome::Processed]);
@@ -252,11 +268,11 @@ async fn a_media_deleted_while_processing_leaves_nothing_behind() {
     f.metadata.delete_before_outcome.store(true, Ordering::SeqCst);
     let outcomes = f.processor.handle_message(&body).await.unwrap();
     assert!(matches!(&outcomes[0], Outcome::Ignored(why) if why.contains("deleted")), "{outcomes:?}");
-    let left = f.objects.list(&format!("derived/{model}/{media}/"), None, 100).await.unwrap();
+    let left = f.objects.list(&keys::derived_prefix(&model, &media), None, 100).await.unwrap();
     assert!(left.keys.is_empty(), "derivatives left behind: {:?}", left.keys);
     let tombstone = f.metadata.get_tombstone(&model, &media).await.unwrap().expect("the delete's tombstone");
     let other = uploaded(&f, "m-del", photo("photos/rgb16.png")).await;
-    assert!(f.processor.handle_batch(event(&[("o", &other.2)])).await.batch_item_failures.is_empty());
+    assert!(batch(&f.processor, &[("o", &other.2)]).await.batch_item_failures.is_empty());
     let (_, prints) = f.metadata.get_media_with_fingerprints(&model, &other.1).await.unwrap();
     assert!(prints.iter().all(|p| p.media_id != tombstone.media_id), "the deleted media's fingerprint is gone");
     assert_eq!(prints.len(), 1);

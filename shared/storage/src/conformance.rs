@@ -1,21 +1,28 @@
 //! The contract of each port, as executable suites that every adapter (local and AWS) must pass.
+//! Built for tests only (feature `conformance`).
 //!
-//! Each suite takes the adapter as a trait object and panics with a readable message on the
-//! first broken promise. Ids and keys are unique per run, so suites can share one store or one
-//! emulator; only [`queue_suite`] needs queues of its own (it counts their messages).
+//! One suite per port, taking the adapter as the trait object it tests ([`object_store_suite`]
+//! and [`presigner_suite`], [`media_store_suite`], [`fingerprint_store_suite`],
+//! [`tombstone_store_suite`], [`queue_suite`]; [`metadata_store_suite`] runs the three metadata
+//! ones), and panicking with a readable message on the first broken promise. A suite that needs
+//! records to exist takes the media store as well, for fixtures and observations only. Ids and
+//! keys are unique per run, so suites can share one store or one emulator; only [`queue_suite`]
+//! needs queues of its own (it counts their messages).
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use phoenix_domain::media::{
-    Claim, Credit, Derivative, FocalPoint, GalleryLink, GpsPosition, MediaMetadata, Review, ReviewDecision, Severity,
-    SourceInfo, Violation,
+    Claim, Credit, Derivative, FocalPoint, GalleryLink, GpsPosition, MAX_GALLERIES, MAX_TAGS, MediaMetadata, Review,
+    ReviewDecision, Severity, SourceInfo, Violation,
 };
+use phoenix_domain::ports::bounds::{MAX_BATCH_GET, PAGE_SIZE};
 use phoenix_domain::ports::{
-    Fingerprint, MediaQuery, MetadataStore, ObjectStore, PutOptions, Queue, QueueName, StoreError,
+    Fingerprint, FingerprintStore, MediaQuery, MediaStore, MetadataStore, ObjectStore, Presigner, PutOptions, Queue,
+    QueueName, StoreError, TombstoneStore, cursor,
 };
-use phoenix_domain::{Category, GalleryId, MediaId, MediaRecord, MediaStatus, ModelId, ObjectKey, Tag};
+use phoenix_domain::{Category, GalleryId, MediaId, MediaRecord, MediaStatus, ModelId, ObjectKey, Tag, keys};
 use time::OffsetDateTime;
 
 /// A fresh, lower-case ULID string: unique per call.
@@ -44,7 +51,7 @@ pub fn sample_record(model: &ModelId, media: &MediaId, status: MediaStatus) -> M
         filename: "holiday photo é.jpg".to_owned(),
         content_type: "image/jpeg".to_owned(),
         declared_bytes: 123_456,
-        original_key: ObjectKey::original(model, media),
+        original_key: keys::original(model, media),
         created_at: now,
         updated_at: now,
         version: 1,
@@ -192,6 +199,11 @@ pub async fn object_store_suite(store: &dyn ObjectStore) {
     let empty = store.list(&format!("{prefix}/nothing-here/"), None, 10).await.expect("list of an empty prefix");
     assert!(empty.keys.is_empty() && empty.next.is_none(), "an empty prefix lists nothing: {empty:?}");
 
+    presigner_suite(store, &prefix).await;
+}
+
+/// Presigned requests; `prefix` is a key prefix of this run. [`object_store_suite`] runs it.
+pub async fn presigner_suite(store: &dyn Presigner, prefix: &str) {
     // Presigned requests.
     let upload = key(&format!("{prefix}/upload.jpg"));
     let before = OffsetDateTime::now_utc();
@@ -221,11 +233,19 @@ pub async fn object_store_suite(store: &dyn ObjectStore) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Metadata store
+// Metadata: media, fingerprints, tombstones
 // ---------------------------------------------------------------------------------------------
 
+/// Every metadata port of one adapter: [`media_store_suite`], [`fingerprint_store_suite`] and
+/// [`tombstone_store_suite`].
+pub async fn metadata_store_suite(store: &dyn MetadataStore) {
+    media_store_suite(store).await;
+    fingerprint_store_suite(store, store).await;
+    tombstone_store_suite(store, store, store).await;
+}
+
 async fn list_all(
-    store: &dyn MetadataStore,
+    store: &dyn MediaStore,
     model: &ModelId,
     status: Option<MediaStatus>,
     limit: usize,
@@ -234,7 +254,7 @@ async fn list_all(
 }
 
 /// Every page of `query` (its `cursor` is ignored), checking each page's size.
-async fn list_query(store: &dyn MetadataStore, model: &ModelId, query: &MediaQuery) -> Vec<MediaRecord> {
+async fn list_query(store: &dyn MediaStore, model: &ModelId, query: &MediaQuery) -> Vec<MediaRecord> {
     let limit = query.limit;
     let mut all = Vec::new();
     let mut cursor = None;
@@ -255,7 +275,9 @@ fn ids(records: &[MediaRecord]) -> Vec<MediaId> {
     records.iter().map(|r| r.media_id).collect()
 }
 
-pub async fn metadata_store_suite(store: &dyn MetadataStore) {
+/// Records: create, read, versioned updates, listings with every filter, batch gets, and the
+/// shared bounds ([`bounds`](phoenix_domain::ports::bounds)).
+pub async fn media_store_suite(store: &dyn MediaStore) {
     let model = ModelId::parse(&format!("conf-{}", run_id())).expect("valid model id");
 
     // Create and read back.
@@ -394,7 +416,8 @@ pub async fn metadata_store_suite(store: &dyn MetadataStore) {
     }
 
     library_queries(store).await;
-    batches_fingerprints_and_deletes(store).await;
+    batch_gets(store).await;
+    shared_bounds(store).await;
 }
 
 fn tag(raw: &str) -> Tag {
@@ -407,7 +430,7 @@ fn gallery(raw: &str) -> GalleryId {
 
 /// Every filter, alone and combined, against [`MediaQuery::matches`] as the definition; and
 /// index entries that follow the record through updates.
-async fn library_queries(store: &dyn MetadataStore) {
+async fn library_queries(store: &dyn MediaStore) {
     let model = ModelId::parse(&format!("conf-lib-{}", run_id())).expect("valid model id");
     let base = OffsetDateTime::now_utc() - Duration::from_secs(7200);
     let categories = ["headshot", "runway", "editorial"];
@@ -536,9 +559,10 @@ async fn library_queries(store: &dyn MetadataStore) {
     assert_eq!(studio, vec![again.clone()], "an index entry shows the latest version");
 }
 
-async fn batches_fingerprints_and_deletes(store: &dyn MetadataStore) {
-    let model = ModelId::parse(&format!("conf-del-{}", run_id())).expect("valid model id");
-    let other_model = ModelId::parse(&format!("conf-del-other-{}", run_id())).expect("valid model id");
+/// Batch gets: what exists and is live, whatever the model, in one call.
+async fn batch_gets(store: &dyn MediaStore) {
+    let model = ModelId::parse(&format!("conf-batch-{}", run_id())).expect("valid model id");
+    let other_model = ModelId::parse(&format!("conf-batch-other-{}", run_id())).expect("valid model id");
     let mut records = Vec::new();
     for i in 0..3 {
         let media = MediaId::new();
@@ -569,11 +593,123 @@ async fn batches_fingerprints_and_deletes(store: &dyn MetadataStore) {
     let mut wanted = vec![records[0].clone(), elsewhere.clone(), records[2].clone()];
     wanted.sort_by_key(|r| r.media_id);
     assert_eq!(found, wanted, "batch_get_media returns exactly the live records asked for");
-    let many: Vec<(ModelId, MediaId)> = (0..100).map(|_| (model.clone(), MediaId::new())).collect();
+    let many: Vec<(ModelId, MediaId)> = (0..MAX_BATCH_GET).map(|_| (model.clone(), MediaId::new())).collect();
     assert!(store.batch_get_media(&many).await.expect("a batch of 100").is_empty());
-    assert!(store.batch_get_media(&[]).await.expect("an empty batch").is_empty());
+}
 
-    // Fingerprints: one per media, read with the record in one call.
+/// The limits of [`bounds`](phoenix_domain::ports::bounds): every adapter refuses them alike,
+/// with `Invalid`, and writes nothing.
+async fn shared_bounds(store: &dyn MediaStore) {
+    let model = ModelId::parse(&format!("conf-bounds-{}", run_id())).expect("valid model id");
+    let record = sample_record(&model, &MediaId::new(), MediaStatus::Approved);
+    store.create_media(&record).await.expect("create");
+
+    // Page sizes.
+    for limit in [*PAGE_SIZE.start() - 1, *PAGE_SIZE.end() + 1] {
+        match store.list_media(&model, &MediaQuery::new(limit)).await {
+            Err(StoreError::Invalid(_)) => {}
+            other => panic!("a page of {limit} items must be Invalid, got {other:?}"),
+        }
+        // Even when the listing has nothing to read (an empty creation range).
+        let now = OffsetDateTime::now_utc();
+        let empty = MediaQuery { created_from: Some(now), created_before: Some(now), ..MediaQuery::new(limit) };
+        match store.list_media(&model, &empty).await {
+            Err(StoreError::Invalid(_)) => {}
+            other => panic!("a page of {limit} items of an empty range must be Invalid, got {other:?}"),
+        }
+    }
+    let page = store.list_media(&model, &MediaQuery::new(*PAGE_SIZE.end())).await.expect("a page of 100 items");
+    assert_eq!(ids(&page.items), vec![record.media_id], "a page of 100 items lists the record");
+
+    // Batch gets.
+    let over: Vec<(ModelId, MediaId)> = (0..=MAX_BATCH_GET).map(|_| (model.clone(), MediaId::new())).collect();
+    let repeated = vec![(model.clone(), record.media_id), (model.clone(), record.media_id)];
+    for (what, keys) in [("101 keys", over.as_slice()), ("a repeated key", &repeated), ("no key", &[])] {
+        match store.batch_get_media(keys).await {
+            Err(StoreError::Invalid(_)) => {}
+            other => panic!("a batch get of {what} must be Invalid, got {other:?}"),
+        }
+    }
+
+    // Foreign cursors: well-formed envelopes of another listing, of another model.
+    let other_model = ModelId::parse(&format!("conf-bounds-other-{}", run_id())).expect("valid model id");
+    let approved = MediaQuery { status: Some(MediaStatus::Approved), ..MediaQuery::new(1) };
+    let foreign = [
+        cursor::encode(&approved.listing(&model), &"01jd0000000000000000000000").expect("a cursor"),
+        cursor::encode(&MediaQuery::new(1).listing(&other_model), &"01jd0000000000000000000000").expect("a cursor"),
+    ];
+    for raw in &foreign {
+        let now = OffsetDateTime::now_utc();
+        let nothing = MediaQuery { created_from: Some(now), created_before: Some(now), ..MediaQuery::new(1) };
+        for query in [MediaQuery::new(1), nothing] {
+            let query = MediaQuery { cursor: Some(raw.clone()), ..query };
+            match store.list_media(&model, &query).await {
+                Err(StoreError::Invalid(_)) => {}
+                other => panic!("a cursor of another listing must be Invalid for {query:?}, got {other:?}"),
+            }
+        }
+    }
+    store.create_media(&sample_record(&other_model, &MediaId::new(), MediaStatus::Approved)).await.expect("create");
+    store.create_media(&sample_record(&other_model, &MediaId::new(), MediaStatus::Approved)).await.expect("create");
+    let theirs = store.list_media(&other_model, &MediaQuery::new(1)).await.expect("list another model");
+    let their_cursor = theirs.next_cursor.expect("two records, one a page");
+    match store.list_media(&model, &MediaQuery { cursor: Some(their_cursor), ..MediaQuery::new(1) }).await {
+        Err(StoreError::Invalid(_)) => {}
+        other => panic!("another model's cursor must be Invalid, got {other:?}"),
+    }
+
+    // Records too large for their index entries.
+    let galleries: Vec<GalleryLink> =
+        (0..=MAX_GALLERIES).map(|i| GalleryLink { gallery_id: gallery(&format!("g{i}")), published: false }).collect();
+    let tags: Vec<Tag> = (0..=MAX_TAGS).map(|i| tag(&format!("t{i}"))).collect();
+    let mut crowded = sample_record(&model, &MediaId::new(), MediaStatus::Approved);
+    crowded.galleries = galleries.clone();
+    match store.create_media(&crowded).await {
+        Err(StoreError::Invalid(_)) => {}
+        other => panic!("creating a record in {} galleries must be Invalid, got {other:?}", galleries.len()),
+    }
+    assert!(
+        matches!(store.get_media(&model, &crowded.media_id).await, Err(StoreError::NotFound)),
+        "a refused create writes nothing"
+    );
+    let mut update = record.clone();
+    update.version += 1;
+    update.galleries = galleries;
+    match store.update_media(&update).await {
+        Err(StoreError::Invalid(_)) => {}
+        other => panic!("an update into too many galleries must be Invalid, got {other:?}"),
+    }
+    update.galleries.clear();
+    update.metadata.tags = tags;
+    match store.update_media(&update).await {
+        Err(StoreError::Invalid(_)) => {}
+        other => panic!("an update to too many tags must be Invalid, got {other:?}"),
+    }
+
+    // Versions start at 1: an update of version 0 has no previous version.
+    let mut zero = record.clone();
+    zero.version = 0;
+    match store.update_media(&zero).await {
+        Err(StoreError::Invalid(_)) => {}
+        other => panic!("an update of version 0 must be Invalid, got {other:?}"),
+    }
+    assert_eq!(store.get_media(&model, &record.media_id).await.expect("get"), record, "refused updates change nothing");
+}
+
+/// Fingerprints: one per media and model, read with the record in one call. `media` only makes
+/// the records they belong to.
+pub async fn fingerprint_store_suite(store: &dyn FingerprintStore, media: &dyn MediaStore) {
+    let model = ModelId::parse(&format!("conf-fp-{}", run_id())).expect("valid model id");
+    let other_model = ModelId::parse(&format!("conf-fp-other-{}", run_id())).expect("valid model id");
+    let mut records = Vec::new();
+    for _ in 0..3 {
+        let record = sample_record(&model, &MediaId::new(), MediaStatus::Approved);
+        media.create_media(&record).await.expect("create");
+        records.push(record);
+    }
+    let elsewhere = sample_record(&other_model, &MediaId::new(), MediaStatus::Approved);
+    media.create_media(&elsewhere).await.expect("create in another model");
+
     for (record, phash) in records.iter().zip(["00000000000000ff", "00000000000000fe", "ffffffffffffffff"]) {
         let fingerprint = Fingerprint { media_id: record.media_id, phash: phash.to_owned() };
         store.put_fingerprint(&model, &fingerprint).await.expect("put_fingerprint");
@@ -603,9 +739,30 @@ async fn batches_fingerprints_and_deletes(store: &dyn MetadataStore) {
     store.put_fingerprint(&model, &gone).await.expect("put_fingerprint");
     store.remove_fingerprint(&model, &gone.media_id).await.expect("remove_fingerprint");
     store.remove_fingerprint(&model, &gone.media_id).await.expect("remove_fingerprint again");
-    assert!(matches!(store.get_media_with_fingerprints(&model, &missing).await, Err(StoreError::NotFound)));
+    let (_, prints) = store.get_media_with_fingerprints(&model, &records[0].media_id).await.expect("get");
+    assert_eq!(prints.len(), 3, "a removed fingerprint is gone, the others stay");
+    assert!(matches!(store.get_media_with_fingerprints(&model, &MediaId::new()).await, Err(StoreError::NotFound)));
+}
 
-    // Delete: conditional on the version, atomic with the index entries and the fingerprint.
+/// Deletes: conditional on the version, atomic with the index entries and the fingerprint,
+/// leaving a tombstone. `media` and `fingerprints` make the fixtures and observe the effects.
+pub async fn tombstone_store_suite(
+    store: &dyn TombstoneStore,
+    media: &dyn MediaStore,
+    fingerprints: &dyn FingerprintStore,
+) {
+    let model = ModelId::parse(&format!("conf-del-{}", run_id())).expect("valid model id");
+    let mut records = Vec::new();
+    for (i, phash) in ["00000000000000ff", "00000000000000fe", "ffffffffffffffff"].into_iter().enumerate() {
+        let mut record = sample_record(&model, &MediaId::new(), MediaStatus::Approved);
+        record.metadata.tags = vec![tag("keep"), tag(&format!("t{i}"))];
+        record.galleries = vec![GalleryLink { gallery_id: gallery("g1"), published: false }];
+        media.create_media(&record).await.expect("create");
+        let fingerprint = Fingerprint { media_id: record.media_id, phash: phash.to_owned() };
+        fingerprints.put_fingerprint(&model, &fingerprint).await.expect("put_fingerprint");
+        records.push(record);
+    }
+
     let victim = records[1].clone();
     let mut stale = victim.clone();
     stale.version += 3;
@@ -613,12 +770,12 @@ async fn batches_fingerprints_and_deletes(store: &dyn MetadataStore) {
         Err(StoreError::VersionConflict { current: Some(v) }) if v == victim.version => {}
         other => panic!("deleting a version that is not stored must be VersionConflict, got {other:?}"),
     }
-    assert_eq!(store.get_media(&model, &victim.media_id).await.expect("still there"), victim);
+    assert_eq!(media.get_media(&model, &victim.media_id).await.expect("still there"), victim);
     assert_eq!(store.get_tombstone(&model, &victim.media_id).await.expect("get_tombstone"), None);
 
     store.delete_media(&victim).await.expect("delete_media");
-    assert!(matches!(store.get_media(&model, &victim.media_id).await, Err(StoreError::NotFound)));
-    assert!(store.batch_get_media(&[(model.clone(), victim.media_id)]).await.expect("batch get").is_empty());
+    assert!(matches!(media.get_media(&model, &victim.media_id).await, Err(StoreError::NotFound)));
+    assert!(media.batch_get_media(&[(model.clone(), victim.media_id)]).await.expect("batch get").is_empty());
     for query in [
         MediaQuery::new(100),
         MediaQuery { tag: Some(tag("keep")), ..MediaQuery::new(100) },
@@ -627,7 +784,7 @@ async fn batches_fingerprints_and_deletes(store: &dyn MetadataStore) {
         MediaQuery { status: Some(MediaStatus::Approved), ..MediaQuery::new(100) },
         MediaQuery { category: Some(Category::parse("editorial").unwrap()), ..MediaQuery::new(100) },
     ] {
-        let listed = ids(&list_query(store, &model, &query).await);
+        let listed = ids(&list_query(media, &model, &query).await);
         let survivors: Vec<MediaId> = records
             .iter()
             .rev()
@@ -636,7 +793,7 @@ async fn batches_fingerprints_and_deletes(store: &dyn MetadataStore) {
             .collect();
         assert_eq!(listed, survivors, "a deleted media is not listed by {query:?}; the others still are");
     }
-    let (_, prints) = store.get_media_with_fingerprints(&model, &records[0].media_id).await.expect("get");
+    let (_, prints) = fingerprints.get_media_with_fingerprints(&model, &records[0].media_id).await.expect("get");
     assert!(!prints.iter().any(|f| f.media_id == victim.media_id), "the fingerprint goes with the media");
     assert_eq!(prints.len(), 2);
     assert_eq!(
@@ -650,10 +807,21 @@ async fn batches_fingerprints_and_deletes(store: &dyn MetadataStore) {
     }
     let mut revived = victim.clone();
     revived.version += 1;
-    assert!(matches!(store.update_media(&revived).await, Err(StoreError::NotFound)), "a deleted media stays deleted");
+    assert!(matches!(media.update_media(&revived).await, Err(StoreError::NotFound)), "a deleted media stays deleted");
     store.remove_tombstone(&model, &victim.media_id).await.expect("remove_tombstone");
     store.remove_tombstone(&model, &victim.media_id).await.expect("remove_tombstone again");
     assert_eq!(store.get_tombstone(&model, &victim.media_id).await.expect("get_tombstone"), None);
+
+    // A model without fingerprints: deleting leaves none behind.
+    let bare_model = ModelId::parse(&format!("conf-del-bare-{}", run_id())).expect("valid model id");
+    let bare = sample_record(&bare_model, &MediaId::new(), MediaStatus::Approved);
+    let kept = sample_record(&bare_model, &MediaId::new(), MediaStatus::Approved);
+    media.create_media(&bare).await.expect("create");
+    media.create_media(&kept).await.expect("create");
+    store.delete_media(&bare).await.expect("delete in a model without fingerprints");
+    let (_, none) = fingerprints.get_media_with_fingerprints(&bare_model, &kept.media_id).await.expect("get");
+    assert!(none.is_empty(), "a delete creates no fingerprint");
+    assert_eq!(store.get_tombstone(&bare_model, &bare.media_id).await.expect("get_tombstone"), Some(bare));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -767,4 +935,16 @@ pub async fn queue_suite(q: &dyn Queue, main: &QueueName, dlq: &QueueName) {
         q.delete(main, &m.receipt).await.expect("delete");
     }
     assert_eq!(q.depth(main).await.expect("depth"), 0, "all messages deleted");
+
+    // A delay over SQS's maximum (15 minutes) is the caller's mistake; a queue the adapter was
+    // not given is a wiring bug.
+    match q.send(main, "too late", Duration::from_secs(15 * 60 + 1)).await {
+        Err(StoreError::Invalid(_)) => {}
+        other => panic!("a delay over 15 minutes must be Invalid, got {other:?}"),
+    }
+    match q.send(&QueueName("conformance-unknown"), "lost", Duration::ZERO).await {
+        Err(StoreError::Internal(_)) => {}
+        other => panic!("sending to an unknown queue must be Internal, got {other:?}"),
+    }
+    assert_eq!(q.depth(main).await.expect("depth"), 0, "refused sends send nothing");
 }

@@ -1,4 +1,5 @@
-//! Every adapter against the one contract of its port (`phoenix_storage::conformance`).
+//! Every adapter against the one contract of its port (`phoenix_storage::conformance`); built
+//! with the `conformance` feature, which this package's dev-dependency on itself turns on.
 //!
 //! The AWS adapters run against an emulator (moto) that `infra/test.sh` starts; they never skip.
 
@@ -41,13 +42,30 @@ mod aws {
         conformance::object_store_suite(&store).await;
     }
 
-    #[tokio::test]
-    async fn dynamodb_metadata_store() {
+    /// A store on a table of its own.
+    async fn dynamodb() -> DynamoMetadataStore {
         let config = emulator().await;
         let table = format!("conformance-{}", suffix());
         let store = DynamoMetadataStore::new(&config, table.clone());
         create_table(store.client(), &table).await.expect("create the table");
-        conformance::metadata_store_suite(&store).await;
+        store
+    }
+
+    #[tokio::test]
+    async fn dynamodb_media_store() {
+        conformance::media_store_suite(&dynamodb().await).await;
+    }
+
+    #[tokio::test]
+    async fn dynamodb_fingerprint_store() {
+        let store = dynamodb().await;
+        conformance::fingerprint_store_suite(&store, &store).await;
+    }
+
+    #[tokio::test]
+    async fn dynamodb_tombstone_store() {
+        let store = dynamodb().await;
+        conformance::tombstone_store_suite(&store, &store, &store).await;
     }
 
     #[tokio::test]
@@ -109,12 +127,35 @@ mod local {
         conformance::object_store_suite(&store).await;
     }
 
+    fn local_metadata(dir: &tempfile::TempDir) -> LocalMetadataStore {
+        LocalMetadataStore::open(&dir.path().join("metadata.sqlite")).expect("open the local metadata store")
+    }
+
+    #[tokio::test]
+    async fn local_media_store() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        conformance::media_store_suite(&local_metadata(&dir)).await;
+    }
+
+    #[tokio::test]
+    async fn local_fingerprint_store() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let store = local_metadata(&dir);
+        conformance::fingerprint_store_suite(&store, &store).await;
+    }
+
+    #[tokio::test]
+    async fn local_tombstone_store() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let store = local_metadata(&dir);
+        conformance::tombstone_store_suite(&store, &store, &store).await;
+    }
+
+    /// The three metadata ports of one store, together (as a deployment wires them).
     #[tokio::test]
     async fn local_metadata_store() {
         let dir = tempfile::tempdir().expect("a temporary folder");
-        let store =
-            LocalMetadataStore::open(&dir.path().join("metadata.sqlite")).expect("open the local metadata store");
-        conformance::metadata_store_suite(&store).await;
+        conformance::metadata_store_suite(&local_metadata(&dir)).await;
     }
 
     #[tokio::test]

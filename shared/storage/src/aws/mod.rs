@@ -17,7 +17,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use phoenix_domain::StoreError;
 use tokio::sync::OnceCell;
 
-pub use dynamo::{DynamoMetadataStore, create_table};
+pub use dynamo::{DynamoMetadataStore, IndexSpec, KeySpec, TABLE, TableSpec, create_table};
 pub use s3::S3ObjectStore;
 pub use sqs::SqsQueue;
 
@@ -107,11 +107,15 @@ const DEPLOYMENT_CODES: &[&str] = &[
 
 /// Maps an SDK failure that the caller did not handle specifically onto the port's errors:
 /// timeouts, dispatch failures, throttling, 5xx and deployment problems are `Unavailable`
-/// (with the SDK error in the anyhow chain); a 4xx the service blames on the request is `Invalid`.
+/// (with the SDK error in the anyhow chain); a 4xx the service blames on the request is `Invalid`;
+/// a request the SDK cannot even build (our bug) is `Internal`.
 pub(crate) fn classify<E>(op: &'static str, err: SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
 {
+    if matches!(err, SdkError::ConstructionFailure(_)) {
+        return StoreError::Internal(anyhow::Error::new(err).context(op));
+    }
     let client_error = match &err {
         SdkError::ServiceError(ctx) => {
             let status = ctx.raw().status().as_u16();

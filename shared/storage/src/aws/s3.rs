@@ -1,4 +1,4 @@
-//! [`ObjectStore`] on an S3 bucket.
+//! [`ObjectStore`] and its [`Presigner`] on an S3 bucket.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,7 +9,9 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use phoenix_domain::ObjectKey;
-use phoenix_domain::ports::{ListPage, ObjectInfo, ObjectStore, PresignedRequest, PutOptions, StoreError, StoreResult};
+use phoenix_domain::ports::{
+    ListPage, ObjectInfo, ObjectStore, PresignedRequest, Presigner, PutOptions, StoreError, StoreResult,
+};
 use time::OffsetDateTime;
 
 use super::classify;
@@ -177,7 +179,7 @@ impl ObjectStore for S3ObjectStore {
             .filter_map(|object| object.key())
             .map(|raw| {
                 ObjectKey::parse(raw).map_err(|e| {
-                    StoreError::Unavailable(anyhow::anyhow!("s3 ListObjectsV2: the bucket holds an invalid key: {e}"))
+                    StoreError::internal(anyhow::anyhow!("s3 ListObjectsV2: the bucket holds an invalid key: {e}"))
                 })
             })
             .collect::<StoreResult<Vec<_>>>()?;
@@ -188,7 +190,10 @@ impl ObjectStore for S3ObjectStore {
         };
         Ok(ListPage { keys, next })
     }
+}
 
+#[async_trait]
+impl Presigner for S3ObjectStore {
     async fn presign_put(
         &self,
         key: &ObjectKey,

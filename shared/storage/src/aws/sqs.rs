@@ -38,11 +38,12 @@ impl SqsQueue {
         &self.client
     }
 
+    /// A queue this adapter was not given a URL for is a wiring bug, not a bad request: `Internal`.
     fn url(&self, queue: &QueueName) -> StoreResult<&str> {
         self.urls
             .get(queue)
             .map(String::as_str)
-            .ok_or_else(|| StoreError::Invalid(format!("unknown queue {:?}", queue.0)))
+            .ok_or_else(|| StoreError::internal(anyhow::anyhow!("unknown queue {:?}", queue.0)))
     }
 }
 
@@ -55,7 +56,8 @@ fn seconds(what: &str, d: Duration, max: u64) -> StoreResult<i32> {
 }
 
 fn to_received(message: aws_sdk_sqs::types::Message) -> StoreResult<ReceivedMessage> {
-    let missing = |what: &str| StoreError::Unavailable(anyhow::anyhow!("sqs ReceiveMessage: a message has no {what}"));
+    // SQS always sends what we ask for: an answer without it is one we cannot read, not a hiccup.
+    let missing = |what: &str| StoreError::internal(anyhow::anyhow!("sqs ReceiveMessage: a message has no {what}"));
     let attribute =
         |name: MessageSystemAttributeName| message.attributes().and_then(|a| a.get(&name)).map(String::as_str);
     let receive_count = attribute(MessageSystemAttributeName::ApproximateReceiveCount)
@@ -90,7 +92,7 @@ impl Queue for SqsQueue {
             .map_err(|e| classify("sqs SendMessage", e))?;
         output
             .message_id
-            .ok_or_else(|| StoreError::Unavailable(anyhow::anyhow!("sqs SendMessage: no MessageId in the answer")))
+            .ok_or_else(|| StoreError::internal(anyhow::anyhow!("sqs SendMessage: no MessageId in the answer")))
     }
 
     async fn receive(
@@ -163,7 +165,7 @@ impl Queue for SqsQueue {
             attributes
                 .get(&name)
                 .and_then(|n| n.parse().ok())
-                .ok_or_else(|| StoreError::Unavailable(anyhow::anyhow!("sqs GetQueueAttributes: no {}", name.as_str())))
+                .ok_or_else(|| StoreError::internal(anyhow::anyhow!("sqs GetQueueAttributes: no {}", name.as_str())))
         };
         Ok(count(QueueAttributeName::ApproximateNumberOfMessages)?
             + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)?)

@@ -1,22 +1,21 @@
-//! Media records in SQLite: one row per record, the record as JSON, and the columns the queries
-//! need (the same orderings as the DynamoDB table and its GSI1).
+//! [`MediaStore`], [`FingerprintStore`] and [`TombstoneStore`] in SQLite: one row per record, the
+//! record as JSON, and the columns the queries need (the same orderings as the DynamoDB table and
+//! its GSI1). Limits ([`bounds`]) and the cursor envelope ([`cursor`]) are the domain's, as for
+//! every metadata adapter.
 
 use std::path::Path;
 
 use async_trait::async_trait;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use phoenix_domain::media::{MAX_GALLERIES, MAX_TAGS};
-use phoenix_domain::ports::{Fingerprint, MediaQuery, MetadataStore, Page, StoreError, StoreResult};
+use phoenix_domain::ports::{
+    Fingerprint, FingerprintStore, MediaQuery, MediaStore, Page, StoreError, StoreResult, TombstoneStore, bounds,
+    cursor,
+};
 use phoenix_domain::{MediaId, MediaRecord, ModelId};
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params, params_from_iter};
 use time::OffsetDateTime;
 
 use super::sqlite::{Db, sql_err};
-
-/// As DynamoDB's BatchGetItem.
-const MAX_BATCH_GET: usize = 100;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS media (
@@ -90,42 +89,15 @@ impl LocalMetadataStore {
     }
 }
 
+/// The record as stored. A record that cannot be encoded is a bug here, not a bad request.
 fn encode(record: &MediaRecord) -> StoreResult<String> {
-    serde_json::to_string(record).map_err(|e| StoreError::Invalid(e.to_string()))
+    serde_json::to_string(record)
+        .map_err(|e| StoreError::internal(anyhow::anyhow!("a media record cannot be encoded: {e}")))
 }
 
+/// A stored record. One that does not decode is corrupt data, which no retry mends: `Internal`.
 fn decode(doc: &str) -> StoreResult<MediaRecord> {
-    serde_json::from_str(doc).map_err(|e| StoreError::unavailable(anyhow::anyhow!("corrupt record: {e}")))
-}
-
-fn check_bounds(record: &MediaRecord) -> StoreResult<()> {
-    if record.metadata.tags.len() > MAX_TAGS || record.galleries.len() > MAX_GALLERIES {
-        return Err(StoreError::Invalid(format!("a media has at most {MAX_TAGS} tags and {MAX_GALLERIES} galleries")));
-    }
-    Ok(())
-}
-
-/// A page position, bound to the listing it came from so it cannot be replayed elsewhere.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Cursor {
-    listing: String,
-    after: MediaId,
-}
-
-fn encode_cursor(cursor: &Cursor) -> String {
-    URL_SAFE_NO_PAD.encode(serde_json::to_vec(cursor).unwrap_or_default())
-}
-
-fn decode_cursor(raw: &str, listing: &str) -> StoreResult<MediaId> {
-    let cursor: Cursor = URL_SAFE_NO_PAD
-        .decode(raw)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or_else(|| StoreError::Invalid("cursor is not one this service issued".into()))?;
-    if cursor.listing != listing {
-        return Err(StoreError::Invalid("cursor is not one this listing returned".into()));
-    }
-    Ok(cursor.after)
+    serde_json::from_str(doc).map_err(|e| StoreError::internal(anyhow::anyhow!("corrupt record: {e}")))
 }
 
 /// Writes the record's row and its index rows (tags, galleries), replacing any old ones.
@@ -206,9 +178,9 @@ fn read_live(conn: &rusqlite::Connection, model: &str, media: &str, now: i64) ->
 }
 
 #[async_trait]
-impl MetadataStore for LocalMetadataStore {
+impl MediaStore for LocalMetadataStore {
     async fn create_media(&self, record: &MediaRecord) -> StoreResult<()> {
-        check_bounds(record)?;
+        bounds::record(record)?;
         let record = record.clone();
         let now = OffsetDateTime::now_utc().unix_timestamp();
         self.db
@@ -245,40 +217,8 @@ impl MetadataStore for LocalMetadataStore {
         decode(&doc.ok_or(StoreError::NotFound)?)
     }
 
-    async fn get_media_with_fingerprints(
-        &self,
-        model: &ModelId,
-        media: &MediaId,
-    ) -> StoreResult<(MediaRecord, Vec<Fingerprint>)> {
-        let (model, media) = (model.to_string(), media.to_string());
-        let now = OffsetDateTime::now_utc().unix_timestamp();
-        let (doc, prints) = self
-            .db
-            .run(move |conn| {
-                let doc = read_live(conn, &model, &media, now)?;
-                let mut stmt = conn
-                    .prepare_cached("SELECT media_id, phash FROM fingerprints WHERE model_id = ?1")
-                    .map_err(sql_err)?;
-                let prints = stmt
-                    .query_map(params![model], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
-                    .map_err(sql_err)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(sql_err)?;
-                Ok((doc, prints))
-            })
-            .await?;
-        let record = decode(&doc.ok_or(StoreError::NotFound)?)?;
-        let prints = prints
-            .into_iter()
-            .filter_map(|(id, phash)| MediaId::parse(&id).ok().map(|media_id| Fingerprint { media_id, phash }))
-            .collect();
-        Ok((record, prints))
-    }
-
     async fn batch_get_media(&self, keys: &[(ModelId, MediaId)]) -> StoreResult<Vec<MediaRecord>> {
-        if keys.len() > MAX_BATCH_GET {
-            return Err(StoreError::Invalid(format!("at most {MAX_BATCH_GET} keys a batch")));
-        }
+        bounds::batch_keys(keys)?;
         let keys: Vec<(String, String)> = keys.iter().map(|(m, id)| (m.to_string(), id.to_string())).collect();
         let now = OffsetDateTime::now_utc().unix_timestamp();
         let docs = self
@@ -297,11 +237,8 @@ impl MetadataStore for LocalMetadataStore {
     }
 
     async fn update_media(&self, record: &MediaRecord) -> StoreResult<()> {
-        check_bounds(record)?;
-        let expected = record
-            .version
-            .checked_sub(1)
-            .ok_or_else(|| StoreError::Invalid("a record's version starts at 1".into()))?;
+        bounds::record(record)?;
+        let expected = bounds::previous_version(record)?;
         let record = record.clone();
         let now = OffsetDateTime::now_utc().unix_timestamp();
         self.db
@@ -316,9 +253,10 @@ impl MetadataStore for LocalMetadataStore {
     }
 
     async fn list_media(&self, model: &ModelId, query: &MediaQuery) -> StoreResult<Page<MediaRecord>> {
+        let limit = bounds::page_size(query.limit)?;
         let listing = query.listing(model);
-        let after = query.cursor.as_deref().map(|c| decode_cursor(c, &listing)).transpose()?;
-        let limit = query.limit.clamp(1, 1000);
+        // The position is the last media id of the previous page.
+        let after: Option<MediaId> = query.cursor.as_deref().map(|c| cursor::decode(c, &listing)).transpose()?;
         let Some((low_ms, high_ms)) = query.created_ms_range() else {
             return Ok(Page { items: Vec::new(), next_cursor: None });
         };
@@ -372,12 +310,64 @@ impl MetadataStore for LocalMetadataStore {
             .await?;
         let items = docs.iter().map(|doc| decode(doc)).collect::<StoreResult<Vec<_>>>()?;
         let next_cursor = match items.last() {
-            Some(last) if items.len() == limit => Some(encode_cursor(&Cursor { listing, after: last.media_id })),
+            Some(last) if items.len() == limit => Some(cursor::encode(&listing, &last.media_id)?),
             _ => None,
         };
         Ok(Page { items, next_cursor })
     }
+}
 
+#[async_trait]
+impl FingerprintStore for LocalMetadataStore {
+    async fn get_media_with_fingerprints(
+        &self,
+        model: &ModelId,
+        media: &MediaId,
+    ) -> StoreResult<(MediaRecord, Vec<Fingerprint>)> {
+        let (model, media) = (model.to_string(), media.to_string());
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let (doc, prints) = self
+            .db
+            .run(move |conn| {
+                let doc = read_live(conn, &model, &media, now)?;
+                let mut stmt = conn
+                    .prepare_cached("SELECT media_id, phash FROM fingerprints WHERE model_id = ?1")
+                    .map_err(sql_err)?;
+                let prints = stmt
+                    .query_map(params![model], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
+                    .map_err(sql_err)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(sql_err)?;
+                Ok((doc, prints))
+            })
+            .await?;
+        let record = decode(&doc.ok_or(StoreError::NotFound)?)?;
+        let prints = prints
+            .into_iter()
+            .filter_map(|(id, phash)| MediaId::parse(&id).ok().map(|media_id| Fingerprint { media_id, phash }))
+            .collect();
+        Ok((record, prints))
+    }
+
+    async fn put_fingerprint(&self, model: &ModelId, fingerprint: &Fingerprint) -> StoreResult<()> {
+        self.execute(
+            "INSERT OR REPLACE INTO fingerprints (model_id, media_id, phash) VALUES (?1, ?2, ?3)",
+            [model.to_string(), fingerprint.media_id.to_string(), fingerprint.phash.clone()],
+        )
+        .await
+    }
+
+    async fn remove_fingerprint(&self, model: &ModelId, media: &MediaId) -> StoreResult<()> {
+        self.execute(
+            "DELETE FROM fingerprints WHERE model_id = ?1 AND media_id = ?2",
+            [model.to_string(), media.to_string()],
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl TombstoneStore for LocalMetadataStore {
     async fn delete_media(&self, record: &MediaRecord) -> StoreResult<()> {
         let record = record.clone();
         let now = OffsetDateTime::now_utc().unix_timestamp();
@@ -429,22 +419,6 @@ impl MetadataStore for LocalMetadataStore {
         self.execute(
             "DELETE FROM tombstones WHERE model_id = ?1 AND media_id = ?2",
             [model.to_string(), media.to_string()],
-        )
-        .await
-    }
-
-    async fn remove_fingerprint(&self, model: &ModelId, media: &MediaId) -> StoreResult<()> {
-        self.execute(
-            "DELETE FROM fingerprints WHERE model_id = ?1 AND media_id = ?2",
-            [model.to_string(), media.to_string()],
-        )
-        .await
-    }
-
-    async fn put_fingerprint(&self, model: &ModelId, fingerprint: &Fingerprint) -> StoreResult<()> {
-        self.execute(
-            "INSERT OR REPLACE INTO fingerprints (model_id, media_id, phash) VALUES (?1, ?2, ?3)",
-            [model.to_string(), fingerprint.media_id.to_string(), fingerprint.phash.clone()],
         )
         .await
     }

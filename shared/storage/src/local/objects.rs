@@ -17,7 +17,8 @@ use md5::{Digest, Md5};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use phoenix_domain::ObjectKey;
 use phoenix_domain::ports::{
-    ListPage, ObjectInfo, ObjectStore, PresignedRequest, PutOptions, Queue, QueueName, StoreError, StoreResult,
+    ListPage, ObjectInfo, ObjectStore, PresignedRequest, Presigner, PutOptions, Queue, QueueName, StoreError,
+    StoreResult,
 };
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -197,7 +198,7 @@ impl LocalObjectStore {
     fn read_meta(&self, key: &ObjectKey) -> StoreResult<Meta> {
         match std::fs::read(self.meta_path(key)) {
             Ok(raw) => serde_json::from_slice(&raw)
-                .map_err(|e| StoreError::unavailable(anyhow::anyhow!("corrupt metadata of {key}: {e}"))),
+                .map_err(|e| StoreError::internal(anyhow::anyhow!("corrupt metadata of {key}: {e}"))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound),
             Err(e) => Err(StoreError::unavailable(e)),
         }
@@ -260,6 +261,11 @@ fn io_err(e: std::io::Error) -> StoreError {
     StoreError::unavailable(e)
 }
 
+/// A blocking task that did not finish: it panicked (a bug) or the runtime is shutting down.
+fn join_err(e: tokio::task::JoinError) -> StoreError {
+    StoreError::internal(e)
+}
+
 #[async_trait]
 impl ObjectStore for LocalObjectStore {
     async fn put(&self, key: &ObjectKey, body: Bytes, options: PutOptions) -> StoreResult<ObjectInfo> {
@@ -274,12 +280,12 @@ impl ObjectStore for LocalObjectStore {
             };
             // Data first, then metadata: an object is visible only once both are complete.
             this.write_atomic(&this.data_path(&key2), &body).map_err(io_err)?;
-            let meta_json = serde_json::to_vec(&meta).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let meta_json = serde_json::to_vec(&meta).map_err(StoreError::internal)?;
             this.write_atomic(&this.meta_path(&key2), &meta_json).map_err(io_err)?;
             Ok(Self::info(&key2, meta))
         })
         .await
-        .map_err(StoreError::unavailable)??;
+        .map_err(join_err)??;
         self.notify(&info).await?;
         Ok(info)
     }
@@ -302,7 +308,7 @@ impl ObjectStore for LocalObjectStore {
             Ok((Self::info(&key, meta), Bytes::from(bytes)))
         })
         .await
-        .map_err(StoreError::unavailable)?
+        .map_err(join_err)?
     }
 
     async fn head(&self, key: &ObjectKey) -> StoreResult<ObjectInfo> {
@@ -310,7 +316,7 @@ impl ObjectStore for LocalObjectStore {
         let key = key.clone();
         tokio::task::spawn_blocking(move || this.read_meta(&key).map(|m| Self::info(&key, m)))
             .await
-            .map_err(StoreError::unavailable)?
+            .map_err(join_err)?
     }
 
     async fn delete(&self, key: &ObjectKey) -> StoreResult<()> {
@@ -328,7 +334,7 @@ impl ObjectStore for LocalObjectStore {
             Ok(())
         })
         .await
-        .map_err(StoreError::unavailable)?
+        .map_err(join_err)?
     }
 
     async fn list(&self, prefix: &str, cursor: Option<String>, limit: usize) -> StoreResult<ListPage> {
@@ -354,9 +360,12 @@ impl ObjectStore for LocalObjectStore {
             Ok(ListPage { keys: page, next })
         })
         .await
-        .map_err(StoreError::unavailable)?
+        .map_err(join_err)?
     }
+}
 
+#[async_trait]
+impl Presigner for LocalObjectStore {
     async fn presign_put(
         &self,
         key: &ObjectKey,

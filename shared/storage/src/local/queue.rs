@@ -64,8 +64,9 @@ impl LocalQueue {
         Ok(Self { db: Db::open(path, SCHEMA)?, settings: Arc::new(settings), arrivals: Arc::new(Notify::new()) })
     }
 
+    /// A queue this store was not opened with is a wiring bug, not a bad request: `Internal`.
     fn settings(&self, queue: &QueueName) -> StoreResult<&QueueSettings> {
-        self.settings.get(queue).ok_or_else(|| StoreError::Invalid(format!("no queue named {}", queue.0)))
+        self.settings.get(queue).ok_or_else(|| StoreError::internal(anyhow::anyhow!("no queue named {}", queue.0)))
     }
 
     async fn receive_once(

@@ -42,7 +42,8 @@ impl Db {
             f(&mut conn)
         })
         .await
-        .map_err(StoreError::unavailable)?
+        // The closure panicked (a bug) or the runtime is shutting down.
+        .map_err(StoreError::internal)?
     }
 }
 

@@ -32,7 +32,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             ApiError::UnsupportedMediaType("send the body as JSON with Content-Type: application/json".into())
         }
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::PayloadTooLarge(format!("the body is over the limit of {} bytes", crate::MAX_JSON_BODY))
+            ApiError::PayloadTooLarge(format!("the body is over the limit of {} bytes", crate::layers::MAX_JSON_BODY))
         }
         _ => ApiError::InvalidRequest(text),
     }

@@ -6,10 +6,10 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use phoenix_domain::StoreError;
-use phoenix_domain::upload::UploadError;
+use phoenix_domain::media::{MediaError, UploadError};
+use serde::Serialize;
 use serde_json::json;
-
-use crate::views::{ErrorBody, ErrorDetail};
+use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -112,6 +112,7 @@ impl From<StoreError> for ApiError {
                 current_version: current,
             },
             StoreError::Invalid(message) => Self::InvalidRequest(message),
+            StoreError::Internal(e) => Self::Unexpected(e),
             StoreError::Unavailable(e) => Self::Unavailable(e),
         }
     }
@@ -127,6 +128,20 @@ impl From<phoenix_domain::library::LibraryError> for ApiError {
     }
 }
 
+impl From<MediaError> for ApiError {
+    fn from(e: MediaError) -> Self {
+        match e {
+            MediaError::NotFound(m) => Self::NotFound(m),
+            MediaError::VersionConflict { message, current_version } => {
+                Self::VersionConflict { message, current_version }
+            }
+            MediaError::Invalid(m) => Self::InvalidRequest(m),
+            MediaError::InvalidState(m) => Self::InvalidState(m),
+            MediaError::Store(s) => s.into(),
+        }
+    }
+}
+
 impl From<UploadError> for ApiError {
     fn from(e: UploadError) -> Self {
         match e {
@@ -136,4 +151,24 @@ impl From<UploadError> for ApiError {
             UploadError::Store(s) => s.into(),
         }
     }
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, for programs: `invalid_request`, `malformed_json`, `invalid_id`, `unauthorized`,
+    /// `forbidden`, `not_found`, `method_not_allowed`, `version_conflict`, `invalid_state`,
+    /// `precondition_required`, `payload_too_large`, `unsupported_media_type`, `unavailable`,
+    /// `internal`.
+    #[schema(example = "invalid_request")]
+    pub code: String,
+    /// For people.
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
 }

@@ -1,5 +1,21 @@
 //! The media record and its lifecycle.
 
+mod delete;
+mod edit;
+mod error;
+#[cfg(test)]
+pub(crate) mod fakes;
+mod regenerate;
+mod review;
+pub mod upload;
+
+pub use delete::delete;
+pub use edit::{EditOutcome, edit};
+pub use error::MediaError;
+pub use regenerate::regenerate;
+pub use review::review;
+pub use upload::{UploadError, UploadRequest, create_upload};
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 

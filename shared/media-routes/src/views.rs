@@ -469,28 +469,3 @@ pub struct MediaPage {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// Stable, for programs: `invalid_request`, `malformed_json`, `invalid_id`, `unauthorized`,
-    /// `forbidden`, `not_found`, `method_not_allowed`, `version_conflict`, `invalid_state`,
-    /// `precondition_required`, `payload_too_large`, `unsupported_media_type`, `unavailable`,
-    /// `internal`.
-    #[schema(example = "invalid_request")]
-    pub code: String,
-    /// For people.
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub details: Option<serde_json::Value>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Health {
-    #[schema(example = "ok")]
-    pub status: String,
-}

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -15,7 +15,6 @@ use phoenix_domain::ModelId;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 #[derive(Clone)]
 pub enum AuthMode {
@@ -70,6 +69,15 @@ pub struct Caller {
 }
 
 impl Caller {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    /// Admins only: the agency's own operations (reviews, lane controls).
+    pub fn require_admin(&self, what: &str) -> Result<(), ApiError> {
+        if self.is_admin() { Ok(()) } else { Err(ApiError::Forbidden(format!("only the agency's admins may {what}"))) }
+    }
+
     /// Admins act on every model; a model only on itself.
     pub fn authorize(&self, model: &ModelId) -> Result<(), ApiError> {
         match &self.role {
@@ -121,11 +129,15 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     }
 }
 
-impl FromRequestParts<AppState> for Caller {
+/// Any router whose state can give the [`AuthMode`] (`FromRef`) authenticates its callers.
+impl<S: Send + Sync> FromRequestParts<S> for Caller
+where
+    AuthMode: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match &state.auth {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match &AuthMode::from_ref(state) {
             AuthMode::LocalJwt(keys) => {
                 let token = bearer(parts)?;
                 let mut validation = Validation::new(Algorithm::HS256);

@@ -4,9 +4,10 @@
 use time::OffsetDateTime;
 
 use crate::config::Limits;
-use crate::ids::{MediaId, ModelId, ObjectKey};
+use crate::ids::{MediaId, ModelId};
+use crate::keys;
 use crate::media::MediaRecord;
-use crate::ports::{MetadataStore, ObjectStore, PresignedRequest, StoreError};
+use crate::ports::{MediaStore, PresignedRequest, Presigner, StoreError};
 
 /// The content types an upload may declare. The processor still sniffs the bytes.
 pub const ACCEPTED_CONTENT_TYPES: [&str; 3] = ["image/jpeg", "image/png", "image/webp"];
@@ -50,8 +51,8 @@ fn validate_filename(name: &str) -> Result<(), UploadError> {
 
 /// Validates the request, records the media as `uploading` and presigns its PUT.
 pub async fn create_upload(
-    objects: &dyn ObjectStore,
-    metadata: &dyn MetadataStore,
+    presigner: &dyn Presigner,
+    store: &dyn MediaStore,
     limits: &Limits,
     model_id: &ModelId,
     request: UploadRequest,
@@ -74,9 +75,9 @@ pub async fn create_upload(
     // `created_at` is the id's own instant (milliseconds; later than `now` when ids made
     // concurrently had to stay in order), so a creation-time range is exactly an id range.
     let now = media_id.created_at();
-    let original_key = ObjectKey::original(model_id, &media_id);
+    let original_key = keys::original(model_id, &media_id);
     // Presign first: if that fails nothing has been written.
-    let upload = objects.presign_put(&original_key, &content_type, request.bytes, limits.upload_url_ttl).await?;
+    let upload = presigner.presign_put(&original_key, &content_type, request.bytes, limits.upload_url_ttl).await?;
     let mut record = MediaRecord::new_upload(
         model_id.clone(),
         media_id,
@@ -87,7 +88,7 @@ pub async fn create_upload(
         Some(now + limits.abandoned_upload_after),
     );
     record.record_history(now, actor, "uploaded", format!("upload of {} bytes announced", request.bytes));
-    metadata.create_media(&record).await?;
+    store.create_media(&record).await?;
     Ok((record, upload))
 }
 
@@ -119,39 +120,10 @@ mod tests {
     struct NoStore;
 
     #[async_trait::async_trait]
-    impl crate::ports::ObjectStore for NoStore {
-        async fn put(
-            &self,
-            _: &ObjectKey,
-            _: bytes::Bytes,
-            _: crate::ports::PutOptions,
-        ) -> crate::ports::StoreResult<crate::ports::ObjectInfo> {
-            unreachable!()
-        }
-        async fn get(
-            &self,
-            _: &ObjectKey,
-            _: u64,
-        ) -> crate::ports::StoreResult<(crate::ports::ObjectInfo, bytes::Bytes)> {
-            unreachable!()
-        }
-        async fn head(&self, _: &ObjectKey) -> crate::ports::StoreResult<crate::ports::ObjectInfo> {
-            unreachable!()
-        }
-        async fn delete(&self, _: &ObjectKey) -> crate::ports::StoreResult<()> {
-            unreachable!()
-        }
-        async fn list(
-            &self,
-            _: &str,
-            _: Option<String>,
-            _: usize,
-        ) -> crate::ports::StoreResult<crate::ports::ListPage> {
-            unreachable!()
-        }
+    impl Presigner for NoStore {
         async fn presign_put(
             &self,
-            key: &ObjectKey,
+            key: &crate::ids::ObjectKey,
             _: &str,
             _: u64,
             ttl: std::time::Duration,
@@ -165,55 +137,33 @@ mod tests {
         }
         async fn presign_get(
             &self,
-            _: &ObjectKey,
+            _: &crate::ids::ObjectKey,
             _: std::time::Duration,
         ) -> crate::ports::StoreResult<PresignedRequest> {
-            unreachable!()
+            unreachable!("uploads presign PUTs only")
         }
     }
 
     #[async_trait::async_trait]
-    impl crate::ports::MetadataStore for NoStore {
+    impl MediaStore for NoStore {
         async fn create_media(&self, _: &MediaRecord) -> crate::ports::StoreResult<()> {
             Ok(())
         }
         async fn get_media(&self, _: &ModelId, _: &MediaId) -> crate::ports::StoreResult<MediaRecord> {
-            unreachable!()
-        }
-        async fn get_media_with_fingerprints(
-            &self,
-            _: &ModelId,
-            _: &MediaId,
-        ) -> crate::ports::StoreResult<(MediaRecord, Vec<crate::ports::Fingerprint>)> {
-            unreachable!()
+            unreachable!("uploads only create")
         }
         async fn batch_get_media(&self, _: &[(ModelId, MediaId)]) -> crate::ports::StoreResult<Vec<MediaRecord>> {
-            unreachable!()
+            unreachable!("uploads only create")
         }
         async fn update_media(&self, _: &MediaRecord) -> crate::ports::StoreResult<()> {
-            unreachable!()
+            unreachable!("uploads only create")
         }
         async fn list_media(
             &self,
             _: &ModelId,
             _: &crate::ports::MediaQuery,
         ) -> crate::ports::StoreResult<crate::ports::Page<MediaRecord>> {
-            unreachable!()
-        }
-        async fn delete_media(&self, _: &MediaRecord) -> crate::ports::StoreResult<()> {
-            unreachable!()
-        }
-        async fn get_tombstone(&self, _: &ModelId, _: &MediaId) -> crate::ports::StoreResult<Option<MediaRecord>> {
-            unreachable!()
-        }
-        async fn remove_tombstone(&self, _: &ModelId, _: &MediaId) -> crate::ports::StoreResult<()> {
-            unreachable!()
-        }
-        async fn put_fingerprint(&self, _: &ModelId, _: &crate::ports::Fingerprint) -> crate::ports::StoreResult<()> {
-            unreachable!()
-        }
-        async fn remove_fingerprint(&self, _: &ModelId, _: &MediaId) -> crate::ports::StoreResult<()> {
-            unreachable!()
+            unreachable!("uploads only create")
         }
     }
 

@@ -1,0 +1,148 @@
+//! The local runtime: delivers a queue to a handler the way Lambda's SQS event source does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use phoenix_domain::ports::{Queue, QueueName};
+use tokio::sync::watch;
+
+use crate::{MessageHandler, handle_sqs_batch, sqs_event};
+
+/// The most messages SQS hands over in one receive (and Lambda's default batch size).
+pub const DEFAULT_BATCH_SIZE: usize = 10;
+
+/// How a queue is drained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrainSettings {
+    /// How long a received message stays hidden while its batch is handled.
+    pub visibility: Duration,
+    /// Messages received (and handed over as one `SqsEvent`) at a time, 1 to 10.
+    pub batch_size: usize,
+    /// Messages of one batch handled at once.
+    pub concurrency: usize,
+}
+
+impl Default for DrainSettings {
+    fn default() -> Self {
+        Self { visibility: Duration::from_secs(120), batch_size: DEFAULT_BATCH_SIZE, concurrency: 1 }
+    }
+}
+
+/// Drains `name` into `handler` until `stop` turns true: batches of up to `batch_size` delivered
+/// as an `SqsEvent` through [`handle_sqs_batch`], successes deleted, reported failures made
+/// visible again sooner than the visibility timeout, with backoff (2 s on the first receive,
+/// doubling to at most 64 s), until the queue's redrive moves them to its dead-letter queue.
+pub async fn drain<H: MessageHandler>(
+    queue: Arc<dyn Queue>,
+    name: QueueName,
+    handler: Arc<H>,
+    settings: DrainSettings,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let received = tokio::select! {
+            r = queue.receive(&name, settings.batch_size, settings.visibility, Duration::from_secs(1)) => r,
+            _ = stop.changed() => return,
+        };
+        let messages = match received {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, queue = name.0, "receive failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if messages.is_empty() {
+            continue;
+        }
+        let response = handle_sqs_batch(handler.as_ref(), sqs_event(&messages), settings.concurrency).await;
+        for m in &messages {
+            let failed = response.batch_item_failures.iter().any(|f| f.item_identifier == m.message_id);
+            let result = if failed {
+                let backoff = Duration::from_secs(1u64 << m.receive_count.min(6));
+                queue.change_visibility(&name, &m.receipt, backoff).await
+            } else {
+                queue.delete(&name, &m.receipt).await
+            };
+            if let Err(e) = result {
+                tracing::warn!(error = %e, message_id = %m.message_id, "could not settle a message");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use phoenix_storage::local::{LocalQueue, QueueSettings};
+
+    use super::*;
+    use crate::{Delivery, Failure};
+
+    /// Fails `flaky` on its first delivery; handles everything else.
+    #[derive(Default)]
+    struct FlakyOnce {
+        handled: Mutex<Vec<(String, u32)>>,
+    }
+
+    #[async_trait]
+    impl MessageHandler for FlakyOnce {
+        type Message = String;
+
+        fn decode(&self, body: &str) -> Result<String, Failure> {
+            Ok(body.to_owned())
+        }
+
+        async fn handle(&self, body: String, delivery: &Delivery) -> Result<(), Failure> {
+            let fail = body == "flaky" && delivery.receive_count == 1;
+            self.handled.lock().unwrap().push((body, delivery.receive_count));
+            if fail { Err(Failure::transient(anyhow::anyhow!("not yet"))) } else { Ok(()) }
+        }
+    }
+
+    #[tokio::test]
+    async fn successes_are_deleted_and_failures_delivered_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (name, dlq) = (QueueName("work"), QueueName("work-dlq"));
+        let queue: Arc<dyn Queue> = Arc::new(
+            LocalQueue::open(
+                &dir.path().join("q.sqlite"),
+                vec![
+                    (name.clone(), QueueSettings { max_receive: 5, dead_letter: Some(dlq.clone()) }),
+                    (dlq.clone(), QueueSettings { max_receive: u32::MAX, dead_letter: None }),
+                ],
+            )
+            .unwrap(),
+        );
+        for body in ["ok", "flaky"] {
+            queue.send(&name, body, Duration::ZERO).await.unwrap();
+        }
+        let handler = Arc::new(FlakyOnce::default());
+        let (stop_tx, stop) = watch::channel(false);
+        let settings = DrainSettings { concurrency: 2, ..DrainSettings::default() };
+        let task = tokio::spawn(drain(queue.clone(), name.clone(), handler.clone(), settings, stop));
+
+        // The failure comes back after its backoff (2 s) instead of the visibility timeout.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while queue.depth(&name).await.unwrap() > 0 {
+            assert!(tokio::time::Instant::now() < deadline, "still queued: {:?}", handler.handled.lock().unwrap());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stop_tx.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task).await.expect("the drain stops").unwrap();
+
+        let mut handled = handler.handled.lock().unwrap().clone();
+        handled.sort_unstable();
+        assert_eq!(
+            handled,
+            [("flaky".into(), 1), ("flaky".into(), 2), ("ok".into(), 1)],
+            "the success is not redelivered"
+        );
+        assert_eq!(queue.depth(&dlq).await.unwrap(), 0);
+    }
+}

@@ -1,0 +1,183 @@
+//! The SQS side: a batch in, partial batch failures out; the Lambda loop around it.
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use futures::StreamExt;
+use lambda_runtime::{LambdaEvent, service_fn};
+use phoenix_domain::ports::ReceivedMessage;
+use tracing::{Instrument, error, info_span, warn};
+
+use crate::{Delivery, Failure, MessageHandler};
+
+/// Handles an SQS batch: each record decoded and handled on its own, up to `concurrency` at once
+/// (at least one), each in a `message` span carrying its id. The response names only the
+/// messages that failed (the function's event source mapping must have
+/// `ReportBatchItemFailures`), so one bad record never fails its neighbours.
+///
+/// Both kinds of [`Failure`] are reported: SQS delivers the message again either way, and its
+/// redrive policy moves it to the dead-letter queue after `maxReceiveCount` receives — which is
+/// where a permanent failure (an undecodable body included) ends, for inspection. Permanent
+/// failures are logged at error level, transient ones at warn.
+pub async fn handle_sqs_batch<H: MessageHandler>(handler: &H, event: SqsEvent, concurrency: usize) -> SqsBatchResponse {
+    let failed: Vec<String> = futures::stream::iter(event.records)
+        .map(|record| handle_record(handler, record))
+        .buffer_unordered(concurrency.max(1))
+        .filter_map(|failed| async move { failed })
+        .collect()
+        .await;
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .map(|id| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            failure
+        })
+        .collect();
+    response
+}
+
+/// `Some(message_id)` when the message failed.
+async fn handle_record<H: MessageHandler>(handler: &H, record: SqsMessage) -> Option<String> {
+    let delivery = Delivery {
+        message_id: record.message_id.clone().unwrap_or_default(),
+        receive_count: record.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()).unwrap_or(1),
+    };
+    let span = info_span!("message", message_id = %delivery.message_id, receive_count = delivery.receive_count);
+    let result = async {
+        let body = record.body.as_deref().unwrap_or_default();
+        // A body that does not decode never will, whatever the handler calls it.
+        let message = handler.decode(body).map_err(|f| match f {
+            Failure::Transient(e) | Failure::Permanent(e) => Failure::Permanent(e.context("undecodable message")),
+        })?;
+        handler.handle(message, &delivery).await
+    }
+    .instrument(span.clone())
+    .await;
+    let _entered = span.enter();
+    match result {
+        Ok(()) => None,
+        Err(Failure::Transient(e)) => {
+            warn!(error = format!("{e:#}"), "transient failure: the message will be delivered again");
+            Some(delivery.message_id)
+        }
+        Err(Failure::Permanent(e)) => {
+            error!(
+                error = format!("{e:#}"),
+                "permanent failure: the message will be redelivered until the dead-letter queue takes it"
+            );
+            Some(delivery.message_id)
+        }
+    }
+}
+
+/// The `SqsEvent` Lambda's event source mapping would deliver for these received messages: how
+/// the local drain (and the emulator tests) hand a queue's batch to the same handler.
+pub fn sqs_event(messages: &[ReceivedMessage]) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    for m in messages {
+        let mut record = SqsMessage::default();
+        record.message_id = Some(m.message_id.clone());
+        record.receipt_handle = Some(m.receipt.clone());
+        record.body = Some(m.body.clone());
+        record.attributes.insert("ApproximateReceiveCount".into(), m.receive_count.to_string());
+        record.event_source = Some("aws:sqs".into());
+        event.records.push(record);
+    }
+    event
+}
+
+/// Serves `handler` as an SQS-triggered Lambda function until the runtime stops: every batch goes
+/// through [`handle_sqs_batch`] with `concurrency`. Whatever the handler needs is built before,
+/// once, and reused by every invocation.
+pub async fn run_lambda<H: MessageHandler>(handler: H, concurrency: usize) -> Result<(), lambda_runtime::Error> {
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<SqsBatchResponse, lambda_runtime::Error>(handle_sqs_batch(handler, event.payload, concurrency).await)
+    }))
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+
+    /// Bodies name their fate: `ok`, `transient`, `permanent`; anything else does not decode.
+    #[derive(Default)]
+    struct Fake {
+        handled: Mutex<Vec<(String, u32)>>,
+    }
+
+    enum Fate {
+        Ok,
+        Transient,
+        Permanent,
+    }
+
+    #[async_trait]
+    impl MessageHandler for Fake {
+        type Message = (String, Fate);
+
+        fn decode(&self, body: &str) -> Result<Self::Message, Failure> {
+            let fate = match body {
+                "ok" => Fate::Ok,
+                "transient" => Fate::Transient,
+                "permanent" => Fate::Permanent,
+                other => return Err(Failure::permanent(anyhow::anyhow!("unknown body {other:?}"))),
+            };
+            Ok((body.to_owned(), fate))
+        }
+
+        async fn handle(&self, (body, fate): Self::Message, delivery: &Delivery) -> Result<(), Failure> {
+            self.handled.lock().unwrap().push((body, delivery.receive_count));
+            match fate {
+                Fate::Ok => Ok(()),
+                Fate::Transient => Err(Failure::transient(anyhow::anyhow!("try again"))),
+                Fate::Permanent => Err(Failure::permanent(anyhow::anyhow!("never"))),
+            }
+        }
+    }
+
+    fn event(records: &[(&str, &str)]) -> SqsEvent {
+        let mut event = SqsEvent::default();
+        for (id, body) in records {
+            let mut m = SqsMessage::default();
+            m.message_id = Some((*id).to_owned());
+            m.body = Some((*body).to_owned());
+            event.records.push(m);
+        }
+        event
+    }
+
+    #[tokio::test]
+    async fn exactly_the_failed_messages_are_reported() {
+        let handler = Fake::default();
+        let batch = event(&[("t", "transient"), ("p", "permanent"), ("u", "{not ours"), ("k", "ok")]);
+        let response = handle_sqs_batch(&handler, batch, 3).await;
+        let mut failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        failed.sort_unstable();
+        assert_eq!(failed, ["p", "t", "u"]);
+        // Every decodable message was handled, once, as a first delivery.
+        let mut handled = handler.handled.into_inner().unwrap();
+        handled.sort_unstable();
+        assert_eq!(handled, [("ok".into(), 1), ("permanent".into(), 1), ("transient".into(), 1)]);
+    }
+
+    #[tokio::test]
+    async fn received_messages_become_the_event_lambda_would_deliver() {
+        let received = ReceivedMessage {
+            message_id: "m1".into(),
+            receipt: "r1".into(),
+            body: "ok".into(),
+            receive_count: 3,
+            sent_at: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        let event = sqs_event(&[received]);
+        let handler = Fake::default();
+        assert!(handle_sqs_batch(&handler, event, 0).await.batch_item_failures.is_empty());
+        assert_eq!(handler.handled.into_inner().unwrap(), [("ok".into(), 3)]);
+    }
+}

@@ -1,0 +1,340 @@
+//! An uploaded original → claimed, validated, derived, stored and recorded, merged with any
+//! edits people made meanwhile.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use phoenix_domain::keys::{self, DerivativeName};
+use phoenix_domain::media::Claim;
+use phoenix_domain::ports::{Fingerprint, PutOptions};
+use phoenix_domain::{
+    Derivative, GpsPosition, Limits, MediaId, MediaRecord, MediaStatus, ModelId, ObjectKey, Rejection, SourceInfo,
+    StoreError,
+};
+use phoenix_imaging::{Fit, FocalPoint, ImageLimits, ImagingError, Processed, RenderOptions, Rendition};
+use time::OffsetDateTime;
+use tracing::{Instrument, info, info_span, warn};
+
+use super::{Outcome, ProcessError, Processor, SYSTEM_ACTOR, ms};
+use crate::notification::ObjectCreated;
+
+/// Re-applications of a processing outcome after concurrent edits before giving up (and retrying
+/// the message).
+const MERGE_ATTEMPTS: usize = 4;
+
+fn image_limits(limits: &Limits) -> ImageLimits {
+    ImageLimits { max_bytes: limits.max_upload_bytes, max_pixels: limits.max_pixels, max_side: limits.max_side }
+}
+
+impl Processor {
+    pub(super) async fn handle_record(&self, event: &ObjectCreated) -> Result<Outcome, ProcessError> {
+        if !event.event_name.starts_with("ObjectCreated") {
+            return Ok(Outcome::Ignored(format!("event {}", event.event_name)));
+        }
+        let Some((model_id, media_id)) = ObjectKey::parse(&event.key).ok().and_then(|k| keys::parse_original(&k))
+        else {
+            return Ok(Outcome::Ignored(format!("key {:?} is not an original", event.key)));
+        };
+        let span = info_span!("ingest", model_id = %model_id, media_id = %media_id);
+        async {
+            let record = match self.media.get_media(&model_id, &media_id).await {
+                Ok(r) => r,
+                Err(StoreError::NotFound) => return self.remove_orphan(&model_id, &media_id).await,
+                Err(e) => return Err(e.into()),
+            };
+            self.process(record, event.etag.as_deref()).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// An original with no record: its media was deleted (or its upload abandoned and expired)
+    /// before the bytes arrived. Records are made before an upload URL is handed out, so nobody
+    /// will ever claim these bytes; they are removed rather than kept unaccounted for.
+    async fn remove_orphan(&self, model: &ModelId, media: &MediaId) -> Result<Outcome, ProcessError> {
+        let key = keys::original(model, media);
+        self.objects.delete(&key).await?;
+        warn!(key = %key, "removed an original that has no media record");
+        Ok(Outcome::Ignored("no media record; the orphaned original was removed".into()))
+    }
+
+    /// The replay check: has this object version been handled, or is it being handled now?
+    fn replay_outcome(record: &MediaRecord, etag: &str, now: OffsetDateTime) -> Option<Outcome> {
+        match record.status {
+            MediaStatus::Uploading => None,
+            MediaStatus::Processing => {
+                let claim = record.claim.as_ref()?;
+                (claim.etag == etag && claim.until > now).then_some(Outcome::InFlight)
+            }
+            MediaStatus::Rejected if record.source.is_none() => {
+                // Rejected before measuring: known by the claim's ETag.
+                (record.claim.as_ref().map(|c| c.etag.as_str()) == Some(etag)).then_some(Outcome::AlreadyProcessed)
+            }
+            _ => (record.source.as_ref().map(|s| s.etag.as_str()) == Some(etag)).then_some(Outcome::AlreadyProcessed),
+        }
+    }
+
+    /// Processes the stored original of `record`, unless the object version `event_etag` names
+    /// was handled already (or is being handled now).
+    pub(super) async fn process(
+        &self,
+        mut record: MediaRecord,
+        event_etag: Option<&str>,
+    ) -> Result<Outcome, ProcessError> {
+        let now = OffsetDateTime::now_utc();
+        if let Some(outcome) = event_etag.and_then(|etag| Self::replay_outcome(&record, etag, now)) {
+            return Ok(outcome);
+        }
+        let started = Instant::now();
+        let head = match self.objects.head(&record.original_key).await {
+            Ok(head) => head,
+            Err(StoreError::NotFound) => return Ok(Outcome::Ignored("the original is gone".into())),
+            Err(e) => return Err(e.into()),
+        };
+        // The event may be older than the object; what is stored now is what we process.
+        if let Some(outcome) = Self::replay_outcome(&record, &head.etag, now) {
+            return Ok(outcome);
+        }
+
+        // Claim the object version so a duplicate delivery does not repeat the work.
+        record.status = MediaStatus::Processing;
+        record.claim = Some(Claim { etag: head.etag.clone(), until: now + self.config.limits.processing_lease });
+        self.write(&mut record, now).await?;
+
+        let limits = &self.config.limits;
+        if head.size > limits.max_upload_bytes {
+            let message =
+                format!("the file is {} bytes, over the limit of {} bytes", head.size, limits.max_upload_bytes);
+            return self.reject(record, "file_too_large", message).await;
+        }
+        let (info, bytes) = match self.objects.get(&record.original_key, limits.max_upload_bytes).await {
+            Ok(found) => found,
+            Err(StoreError::NotFound) => return Ok(Outcome::Ignored("the original is gone".into())),
+            Err(e) => return Err(e.into()),
+        };
+        let fetch = started.elapsed();
+
+        let sha256 = phoenix_imaging::sha256_hex(&bytes);
+        let processed = match self.render(bytes, None, &record).await {
+            Ok(p) => p,
+            Err(e) => return self.reject(record, e.code(), e.to_string()).await,
+        };
+
+        // Metadata first: storing moves the encoded bytes out of `processed` instead of copying them.
+        let source = self.source_info(&processed, info.etag.clone(), info.size, sha256.clone());
+        let (timings, width, height) = (processed.timings, processed.probe.width, processed.probe.height);
+        let rendition_count = processed.renditions.len();
+        let store_started = Instant::now();
+        let derivatives = self.store_renditions(&record, &sha256, &info.etag, processed.renditions).await?;
+        let store = store_started.elapsed();
+
+        let superseded = superseded(&record.derivatives, &derivatives);
+        // The fingerprint first: writing it again on a retry is harmless, and once the record
+        // says `pending_review` a replay skips this work.
+        if let Some(phash) = &source.phash {
+            let fingerprint = Fingerprint { media_id: record.media_id, phash: phash.clone() };
+            match self.fingerprints.put_fingerprint(&record.model_id, &fingerprint).await {
+                Ok(()) => {}
+                // A refusal that will not change on a retry (the model's fingerprints are full)
+                // costs duplicate detection for this photo, not the photo.
+                Err(StoreError::Invalid(e)) => warn!(error = %e, "fingerprint not recorded"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let summary = format!("{} derivatives from a {}x{} {}", derivatives.len(), width, height, source.format);
+        let claim = record.claim.clone();
+        let (model, media, focal_point) = (record.model_id.clone(), record.media_id, record.focal_point);
+        let now = OffsetDateTime::now_utc();
+        let written = self
+            .write_merged(record, claim, |r| {
+                r.status = MediaStatus::PendingReview;
+                r.claim = None;
+                r.expires_at = None;
+                r.rejection = None;
+                r.source = Some(source.clone());
+                r.derivatives = derivatives.clone();
+                r.record_history(now, SYSTEM_ACTOR, "processed", summary.clone());
+            })
+            .await?;
+        let Some(written) = written else {
+            // Deleted while it was processed: its purge may have run already, so what this run
+            // stored is removed here.
+            self.delete_all(derivatives.iter().map(|d| d.key.clone()).collect()).await;
+            self.fingerprints.remove_fingerprint(&model, &media).await?;
+            return Ok(Outcome::Ignored("the media was deleted while it was processed".into()));
+        };
+        self.delete_all(superseded).await;
+        if written.focal_point != focal_point {
+            // The focal point moved while the crops were cut around the old one.
+            // Boxed: a regeneration may itself reprocess (when the original changed). A failure
+            // is not retried through the message (its replay would be skipped): it is logged, and
+            // the next regeneration (or focal-point edit) rebuilds the crops.
+            if let Err(e) = Box::pin(self.regenerate(&model, &media, &self.cover_presets())).await {
+                warn!(error = %e, "could not rebuild the crops around the new focal point");
+            }
+        }
+        let t = &timings;
+        info!(
+            fetch_ms = ms(fetch),
+            decode_ms = ms(t.decode),
+            resize_ms = ms(t.resize),
+            encode_ms = ms(t.encode),
+            store_ms = ms(store),
+            total_ms = ms(started.elapsed()),
+            bytes = info.size,
+            width,
+            height,
+            renditions = rendition_count,
+            "processed"
+        );
+        Ok(Outcome::Processed)
+    }
+
+    /// Stores each rendition under its derivative key ([`keys::derivative`]) and describes it.
+    pub(super) async fn store_renditions(
+        &self,
+        record: &MediaRecord,
+        sha256: &str,
+        etag: &str,
+        renditions: Vec<Rendition>,
+    ) -> Result<Vec<Derivative>, ProcessError> {
+        let mut derivatives = Vec::with_capacity(renditions.len());
+        for rendition in renditions {
+            let focal_point = match (self.config.presets.get(&rendition.preset).map(|p| &p.fit), record.focal_point) {
+                (Some(Fit::Cover { .. }), Some(f)) => {
+                    Some(((f.x * 1000.0).round() as u32, (f.y * 1000.0).round() as u32))
+                }
+                _ => None,
+            };
+            let name = DerivativeName {
+                source_sha256: sha256,
+                preset: &rendition.preset,
+                preset_version: rendition.preset_version,
+                focal_point,
+                extension: rendition.format.extension(),
+            };
+            let key = keys::derivative(&record.model_id, &record.media_id, name).ok_or_else(|| {
+                ProcessError::Permanent(anyhow::anyhow!(
+                    "no valid derivative key for preset {:?} of a source hashed {sha256:?}",
+                    rendition.preset
+                ))
+            })?;
+            let options = PutOptions {
+                content_type: Some(rendition.format.mime().to_owned()),
+                cache_control: Some(phoenix_domain::keys::DERIVATIVE_CACHE_CONTROL.to_owned()),
+            };
+            let stored = self.objects.put(&key, Bytes::from(rendition.bytes), options).await?;
+            derivatives.push(Derivative {
+                preset: rendition.preset,
+                preset_version: rendition.preset_version,
+                format: rendition.format.as_str().to_owned(),
+                width: rendition.width,
+                height: rendition.height,
+                bytes: stored.size,
+                key,
+                source_etag: etag.to_owned(),
+                operations: rendition.operations,
+            });
+        }
+        Ok(derivatives)
+    }
+
+    fn source_info(&self, processed: &Processed, etag: String, bytes: u64, sha256: String) -> SourceInfo {
+        let (probe, analysis) = (&processed.probe, &processed.analysis);
+        SourceInfo {
+            etag,
+            bytes,
+            format: probe.format.as_str().to_owned(),
+            width: probe.width,
+            height: probe.height,
+            orientation: probe.orientation,
+            sha256,
+            camera_make: probe.camera_make.clone(),
+            camera_model: probe.camera_model.clone(),
+            captured_at: probe.captured_at.clone(),
+            lens: probe.lens.clone(),
+            artist: probe.artist.clone(),
+            copyright: probe.copyright.clone(),
+            gps: probe
+                .gps
+                .filter(|_| self.config.keep_gps)
+                .map(|g| GpsPosition { latitude: g.latitude, longitude: g.longitude }),
+            placeholder: Some(analysis.thumbhash.clone()),
+            dominant_color: Some(analysis.dominant_color.clone()),
+            phash: Some(analysis.phash.clone()),
+        }
+    }
+
+    /// Renders `only` these presets (all when `None`) from the original's bytes.
+    pub(super) async fn render(
+        &self,
+        bytes: Bytes,
+        only: Option<Vec<String>>,
+        record: &MediaRecord,
+    ) -> Result<Processed, ImagingError> {
+        let limits = image_limits(&self.config.limits);
+        let presets = self.config.presets.clone();
+        let options = RenderOptions { focal_point: record.focal_point.map(|f| FocalPoint { x: f.x, y: f.y }) };
+        // CPU-bound: off the async workers, so one big photo does not stall the others.
+        tokio::task::spawn_blocking(move || {
+            let only: Option<Vec<&str>> = only.as_ref().map(|names| names.iter().map(String::as_str).collect());
+            phoenix_imaging::process(&bytes, &limits, &presets, only.as_deref(), &options)
+        })
+        .await
+        .unwrap_or_else(|join| Err(ImagingError::from_panic(join.to_string())))
+    }
+
+    async fn reject(&self, record: MediaRecord, code: &str, message: String) -> Result<Outcome, ProcessError> {
+        warn!(code, %message, "upload rejected");
+        let now = OffsetDateTime::now_utc();
+        let claim = record.claim.clone();
+        self.write_merged(record, claim, |r| {
+            r.status = MediaStatus::Rejected;
+            r.expires_at = None;
+            r.source = None;
+            r.rejection = Some(Rejection { code: code.to_owned(), message: message.clone() });
+            // The claim stays as the record of which object version was judged, for the replay check.
+            if let Some(claim) = r.claim.as_mut() {
+                claim.until = now;
+            }
+            r.record_history(now, SYSTEM_ACTOR, "rejected_file", format!("{code}: {message}"));
+        })
+        .await?;
+        Ok(Outcome::Rejected(code.to_owned()))
+    }
+
+    /// Applies the outcome of processing to the record (the record as written; `None` if the
+    /// media was deleted meanwhile). People may edit a record while its
+    /// photo is processed (caption, tags): on a version conflict the outcome is applied again to
+    /// what they wrote, as long as this delivery's claim is still the record's claim.
+    async fn write_merged(
+        &self,
+        mut record: MediaRecord,
+        claim: Option<Claim>,
+        apply: impl Fn(&mut MediaRecord),
+    ) -> Result<Option<MediaRecord>, ProcessError> {
+        for _ in 0..MERGE_ATTEMPTS {
+            let mut next = record.clone();
+            apply(&mut next);
+            match self.write(&mut next, OffsetDateTime::now_utc()).await {
+                Ok(()) => return Ok(Some(next)),
+                Err(ProcessError::Transient(_)) if claim.is_some() => {}
+                Err(e) => return Err(e),
+            }
+            record = match self.media.get_media(&record.model_id, &record.media_id).await {
+                Ok(fresh) => fresh,
+                Err(StoreError::NotFound) => return Ok(None), // deleted meanwhile: nothing to record
+                Err(e) => return Err(e.into()),
+            };
+            if record.claim.as_ref().map(|c| &c.etag) != claim.as_ref().map(|c| &c.etag) {
+                return Err(ProcessError::Transient(anyhow::anyhow!("another delivery took over this media")));
+            }
+        }
+        Err(ProcessError::Transient(anyhow::anyhow!("the media record kept changing while it was processed")))
+    }
+}
+
+/// Objects of `old` that `new` no longer uses.
+pub(super) fn superseded(old: &[Derivative], new: &[Derivative]) -> Vec<ObjectKey> {
+    old.iter().map(|d| d.key.clone()).filter(|k| !new.iter().any(|d| &d.key == k)).collect()
+}

@@ -1,0 +1,190 @@
+//! The processor: one ingest-queue message → its records or its command handled, with the
+//! outcome of each and the error mapping that decides whether SQS's retry can help.
+
+mod ingest;
+mod purge;
+mod regenerate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use phoenix_consumer::{Delivery, Failure, MessageHandler};
+use phoenix_domain::messages::MediaCommand;
+use phoenix_domain::ports::{FingerprintStore, MediaStore, TombstoneStore};
+use phoenix_domain::{MediaRecord, MetadataStore, ObjectKey, ObjectStore, StoreError};
+use phoenix_imaging::Fit;
+use time::OffsetDateTime;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::message::{IngestMessage, MalformedMessage};
+use crate::notification::Notification;
+
+/// The actor named in history lines the processor writes.
+pub const SYSTEM_ACTOR: &str = "system";
+
+/// What became of one notification record or command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Derivatives written, record now `pending_review`.
+    Processed,
+    /// The file was refused; the record is `rejected` with this code.
+    Rejected(String),
+    /// This object version was processed before: no work done.
+    AlreadyProcessed,
+    /// Another delivery holds a live claim on this object version; it will finish or be retried.
+    InFlight,
+    /// Not ours to process (not an original, no such record, object gone).
+    Ignored(String),
+    /// A regeneration rebuilt these presets.
+    Regenerated(Vec<String>),
+    /// A regeneration found every derivative current: no work done.
+    UpToDate,
+    /// A deleted media's objects were removed (this many).
+    Purged(usize),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// Worth retrying: a store was unavailable or another writer raced us.
+    #[error("transient: {0:#}")]
+    Transient(anyhow::Error),
+    /// Retrying will not help: a store refused the request or failed on our side, a key could
+    /// not be built, an original that rendered before no longer does.
+    #[error("permanent: {0:#}")]
+    Permanent(anyhow::Error),
+    /// The message is neither a media command nor an S3 notification.
+    #[error("malformed message: {0}")]
+    Malformed(#[from] MalformedMessage),
+}
+
+/// Agrees with [`StoreError::is_transient`]: only an unavailable store is worth a retry.
+impl From<StoreError> for ProcessError {
+    fn from(e: StoreError) -> Self {
+        if e.is_transient() { Self::Transient(e.into()) } else { Self::Permanent(e.into()) }
+    }
+}
+
+impl From<ProcessError> for Failure {
+    fn from(e: ProcessError) -> Self {
+        match e {
+            ProcessError::Transient(e) => Failure::Transient(e),
+            ProcessError::Permanent(e) => Failure::Permanent(e),
+            malformed @ ProcessError::Malformed(_) => Failure::Permanent(malformed.into()),
+        }
+    }
+}
+
+/// The upload processor; build it with [`crate::build`]. It holds each port it uses by itself.
+pub struct Processor {
+    objects: Arc<dyn ObjectStore>,
+    media: Arc<dyn MediaStore>,
+    fingerprints: Arc<dyn FingerprintStore>,
+    tombstones: Arc<dyn TombstoneStore>,
+    config: Config,
+}
+
+#[async_trait]
+impl MessageHandler for Processor {
+    type Message = IngestMessage;
+
+    fn decode(&self, body: &str) -> Result<IngestMessage, Failure> {
+        IngestMessage::parse(body).map_err(|e| ProcessError::from(e).into())
+    }
+
+    async fn handle(&self, message: IngestMessage, _delivery: &Delivery) -> Result<(), Failure> {
+        for outcome in self.dispatch(message).await? {
+            info!(?outcome, "record handled");
+        }
+        Ok(())
+    }
+}
+
+impl Processor {
+    pub(crate) fn new(config: Config, objects: Arc<dyn ObjectStore>, metadata: Arc<dyn MetadataStore>) -> Self {
+        Self { objects, media: metadata.clone(), fingerprints: metadata.clone(), tombstones: metadata, config }
+    }
+
+    /// Messages of one batch handled at once (what the batch adapters are given).
+    pub fn concurrency(&self) -> usize {
+        self.config.concurrency.max(1)
+    }
+
+    /// Decodes and handles one message body, returning what became of each of its records.
+    /// Fails at the first record that fails; records already done are skipped on the retry.
+    pub async fn handle_message(&self, body: &str) -> Result<Vec<Outcome>, ProcessError> {
+        self.dispatch(IngestMessage::parse(body)?).await
+    }
+
+    async fn dispatch(&self, message: IngestMessage) -> Result<Vec<Outcome>, ProcessError> {
+        let records = match message {
+            IngestMessage::Command(MediaCommand::Regenerate { model_id, media_id, mut presets, crops }) => {
+                if crops {
+                    presets.extend(self.cover_presets());
+                }
+                return Ok(vec![self.regenerate(&model_id, &media_id, &presets).await?]);
+            }
+            IngestMessage::Command(MediaCommand::Purge { model_id, media_id }) => {
+                return Ok(vec![self.purge(&model_id, &media_id).await?]);
+            }
+            IngestMessage::Notification(Notification::Test) => {
+                return Ok(vec![Outcome::Ignored("s3:TestEvent".into())]);
+            }
+            IngestMessage::Notification(Notification::Records(records)) => records,
+        };
+        let mut outcomes = Vec::with_capacity(records.len());
+        for record in records {
+            outcomes.push(self.handle_record(&record).await?);
+        }
+        Ok(outcomes)
+    }
+
+    /// A conditional write of the next version; a conflict (or the record gone) means another
+    /// writer got there first, and the whole message is retried against what it wrote.
+    async fn write(&self, record: &mut MediaRecord, now: OffsetDateTime) -> Result<(), ProcessError> {
+        record.version += 1;
+        record.updated_at = now;
+        self.media.update_media(record).await.map_err(|e| match e {
+            StoreError::VersionConflict { .. } | StoreError::NotFound => {
+                ProcessError::Transient(anyhow::anyhow!("the media record changed while it was processed"))
+            }
+            other => other.into(),
+        })
+    }
+
+    async fn delete_all(&self, keys: Vec<ObjectKey>) {
+        for key in keys {
+            if let Err(e) = self.objects.delete(&key).await {
+                warn!(key = %key, error = %e, "could not delete a superseded derivative");
+            }
+        }
+    }
+
+    /// The presets that crop (around the focal point).
+    fn cover_presets(&self) -> Vec<String> {
+        let presets = &self.config.presets.presets;
+        presets.iter().filter(|p| matches!(p.fit, Fit::Cover { .. })).map(|p| p.name.clone()).collect()
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_unavailable_store_is_worth_a_retry() {
+        let transient = |e: StoreError| Failure::from(ProcessError::from(e)).is_transient();
+        assert!(transient(StoreError::unavailable(anyhow::anyhow!("throttled"))));
+        assert!(!transient(StoreError::Invalid("too many".into())));
+        assert!(!transient(StoreError::internal(anyhow::anyhow!("undecodable item"))));
+        assert!(!transient(StoreError::NotFound));
+        assert!(!transient(StoreError::AlreadyExists));
+        let malformed = ProcessError::from(IngestMessage::parse("not json").unwrap_err());
+        assert!(!Failure::from(malformed).is_transient());
+    }
+}

@@ -1,0 +1,211 @@
+//! Reading media: one in full (with its ETag), a filtered page, a batch across models.
+
+use std::collections::HashSet;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use phoenix_domain::library::likely_duplicates;
+use phoenix_domain::ports::{MediaQuery, bounds};
+use phoenix_domain::{Category, GalleryId, MediaId, MediaRecord, MediaStatus, ModelId, Tag};
+use phoenix_http::conditional::Tagged;
+use phoenix_http::openapi::{AuthenticatedErrors, JsonBodyErrors, ModelScopedErrors};
+use phoenix_http::{ApiError, ApiJson, ApiPath, ApiQuery, Caller, ErrorBody, MediaPath, ModelPath};
+use serde::Deserialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use utoipa::IntoParams;
+
+use crate::state::MediaState;
+use crate::views::{BatchGetBody, BatchGetResult, MediaKeyView, MediaPage, MediaView};
+
+/// One media in full: its metadata, derivatives' URLs, review, history and likely duplicates.
+#[utoipa::path(
+    get,
+    path = "/v1/models/{model_id}/media/{media_id}",
+    tag = "media",
+    params(
+        MediaPath,
+        ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier read: 304 if unchanged"),
+    ),
+    responses(
+        (status = 200, body = MediaView, headers(("ETag" = String, description = "Strong validator; send as If-Match to edit"))),
+        (status = 304, description = "Unchanged since the ETag sent"),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 404, description = "No such media", body = ErrorBody),
+        AuthenticatedErrors, ModelScopedErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_media(
+    State(state): State<MediaState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiPath(path): ApiPath<MediaPath>,
+) -> Result<Response, ApiError> {
+    let model = path.model()?;
+    caller.authorize(&model)?;
+    let media = path.media()?;
+    let (record, fingerprints) = state
+        .ports
+        .metadata
+        .get_media_with_fingerprints(&model, &media)
+        .await
+        .map_err(phoenix_domain::MediaError::reading(media))?;
+    let duplicates = likely_duplicates(&record, &fingerprints);
+    let view = render(&state, &caller, &record).await?.with_detail(&record, duplicates);
+    Ok(Tagged::new(&view, record.version)?.respond_to(&headers))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Only media in this status.
+    #[param(pattern = "^(uploading|processing|pending_review|approved|rejected)$")]
+    pub status: Option<String>,
+    /// Only media of this category.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,40}$")]
+    pub category: Option<String>,
+    /// Only media with this tag.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,40}$")]
+    pub tag: Option<String>,
+    /// Only media in this gallery.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub gallery: Option<String>,
+    /// Created at or after this instant (RFC 3339).
+    pub created_from: Option<String>,
+    /// Created before this instant (RFC 3339, exclusive).
+    pub created_to: Option<String>,
+    /// Page size, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<usize>,
+    /// From a previous page's `next_cursor`, with the same filters.
+    pub cursor: Option<String>,
+}
+
+pub(crate) fn instant(name: &str, raw: &str) -> Result<OffsetDateTime, ApiError> {
+    OffsetDateTime::parse(raw, &Rfc3339)
+        .map_err(|_| ApiError::InvalidRequest(format!("{name} must be an RFC 3339 instant, e.g. 2026-11-24T09:30:00Z")))
+}
+
+fn label<T>(
+    name: &str,
+    raw: Option<&str>,
+    parse: fn(&str) -> Result<T, phoenix_domain::IdError>,
+) -> Result<Option<T>, ApiError> {
+    raw.map(|r| parse(r).map_err(|e| ApiError::InvalidRequest(format!("{name}: {e}")))).transpose()
+}
+
+/// A model's media, newest first, a page at a time. Filters combine; with more than one, a page
+/// may hold fewer than `limit` items and still have a `next_cursor`.
+#[utoipa::path(
+    get,
+    path = "/v1/models/{model_id}/media",
+    tag = "media",
+    params(ModelPath, ListParams),
+    responses(
+        (status = 200, body = MediaPage),
+        (status = 400, description = "Bad filter, limit or cursor", body = ErrorBody),
+        AuthenticatedErrors, ModelScopedErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_media(
+    State(state): State<MediaState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<ModelPath>,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<Json<MediaPage>, ApiError> {
+    let model = path.model()?;
+    caller.authorize(&model)?;
+    let status = params
+        .status
+        .as_deref()
+        .map(|s| MediaStatus::parse(s).ok_or_else(|| ApiError::InvalidRequest(format!("unknown status {s:?}"))))
+        .transpose()?;
+    let limit = bounds::page_size(params.limit.unwrap_or(bounds::DEFAULT_PAGE_SIZE)).map_err(|_| {
+        ApiError::InvalidRequest(format!(
+            "limit must be between {} and {}",
+            bounds::PAGE_SIZE.start(),
+            bounds::PAGE_SIZE.end()
+        ))
+    })?;
+    let query = MediaQuery {
+        status,
+        category: label("category", params.category.as_deref(), Category::parse)?,
+        tag: label("tag", params.tag.as_deref(), Tag::parse)?,
+        gallery: label("gallery", params.gallery.as_deref(), GalleryId::parse)?,
+        created_from: params.created_from.as_deref().map(|t| instant("created_from", t)).transpose()?,
+        created_before: params.created_to.as_deref().map(|t| instant("created_to", t)).transpose()?,
+        limit,
+        cursor: params.cursor,
+    };
+    let page = state.ports.metadata.list_media(&model, &query).await?;
+    let mut items = Vec::with_capacity(page.items.len());
+    for record in &page.items {
+        items.push(render(&state, &caller, record).await?);
+    }
+    Ok(Json(MediaPage { items, next_cursor: page.next_cursor }))
+}
+
+/// Up to 100 media of any models in one call; what the caller may not see counts as missing.
+#[utoipa::path(
+    post,
+    path = "/v1/media/batch-get",
+    tag = "media",
+    request_body = BatchGetBody,
+    responses(
+        (status = 200, body = BatchGetResult),
+        (status = 400, description = "Malformed body or id, or not 1 to 100 items", body = ErrorBody),
+        AuthenticatedErrors, JsonBodyErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn batch_get(
+    State(state): State<MediaState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<BatchGetBody>,
+) -> Result<Json<BatchGetResult>, ApiError> {
+    if body.items.is_empty() || body.items.len() > bounds::MAX_BATCH_GET {
+        return Err(ApiError::InvalidRequest(format!("items must hold 1 to {} pairs", bounds::MAX_BATCH_GET)));
+    }
+    let mut asked = Vec::with_capacity(body.items.len());
+    for (i, item) in body.items.iter().enumerate() {
+        let model = ModelId::parse(&item.model_id).map_err(|e| ApiError::InvalidId(format!("items[{i}]: {e}")))?;
+        let media = MediaId::parse(&item.media_id).map_err(|e| ApiError::InvalidId(format!("items[{i}]: {e}")))?;
+        asked.push((model, media));
+    }
+    let mut seen = HashSet::new();
+    let fetch: Vec<(ModelId, MediaId)> = asked
+        .iter()
+        .filter(|(model, _)| caller.authorize(model).is_ok())
+        .filter(|k| seen.insert((*k).clone()))
+        .cloned()
+        .collect();
+    let found = if fetch.is_empty() { Vec::new() } else { state.ports.metadata.batch_get_media(&fetch).await? };
+    let mut items = Vec::with_capacity(found.len());
+    let mut missing = Vec::new();
+    let mut answered = HashSet::new();
+    for (model, media) in &asked {
+        if !answered.insert((model.clone(), *media)) {
+            continue;
+        }
+        match found.iter().find(|r| &r.model_id == model && &r.media_id == media) {
+            Some(record) if caller.authorize(model).is_ok() => items.push(render(&state, &caller, record).await?),
+            _ => missing.push(MediaKeyView { model_id: model.to_string(), media_id: media.to_string() }),
+        }
+    }
+    Ok(Json(BatchGetResult { items, missing }))
+}
+
+/// A record as the caller may see it, with its derivatives' URLs.
+pub(crate) async fn render(state: &MediaState, caller: &Caller, record: &MediaRecord) -> Result<MediaView, ApiError> {
+    let mut urls = Vec::with_capacity(record.derivatives.len());
+    for d in &record.derivatives {
+        urls.push(state.derivative_url(&d.key).await?);
+    }
+    // A model's whereabouts are for the agency's eyes only (and only kept when configured).
+    Ok(MediaView::new(record, urls, caller.is_admin()))
+}

@@ -1,0 +1,87 @@
+//! What every media handler shares: its configuration and the ports, built once at start-up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::FromRef;
+use phoenix_domain::config::{ConfigError, env_or};
+use phoenix_domain::{Limits, MetadataStore, ObjectKey, ObjectStore, Queue};
+use phoenix_http::{ApiError, AuthMode};
+
+/// How derivative URLs are made for clients.
+#[derive(Debug, Clone)]
+pub enum DerivativeLinks {
+    /// Served publicly under this base URL (the local server; later, the CDN).
+    PublicBase(String),
+    /// Presigned GETs against the object store, valid this long.
+    Presigned(Duration),
+}
+
+/// The media routes' configuration: the same variables and defaults wherever they run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub limits: Limits,
+    pub links: DerivativeLinks,
+    /// How long a purge waits before it runs: longer than a request can take, so a delete that
+    /// fails after the purge was queued is seen by the purge as not having happened.
+    pub purge_delay: Duration,
+}
+
+impl Config {
+    pub const DEFAULT_PURGE_DELAY: Duration = Duration::from_secs(60);
+    pub const DEFAULT_LINK_TTL: Duration = Duration::from_secs(3600);
+
+    /// From the limits' variables, `PHOENIX_DERIVATIVE_URL_TTL_SECS` (presigned derivative
+    /// links, default 3600) and `PHOENIX_PURGE_DELAY_SECS` (default 60).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            limits: Limits::from_env()?,
+            links: DerivativeLinks::Presigned(Duration::from_secs(env_or(
+                "PHOENIX_DERIVATIVE_URL_TTL_SECS",
+                Self::DEFAULT_LINK_TTL.as_secs(),
+            )?)),
+            purge_delay: Duration::from_secs(env_or("PHOENIX_PURGE_DELAY_SECS", Self::DEFAULT_PURGE_DELAY.as_secs())?),
+        })
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            links: DerivativeLinks::Presigned(Self::DEFAULT_LINK_TTL),
+            purge_delay: Self::DEFAULT_PURGE_DELAY,
+        }
+    }
+}
+
+/// The ports the media routes use.
+#[derive(Clone)]
+pub struct MediaPorts {
+    pub objects: Arc<dyn ObjectStore>,
+    pub metadata: Arc<dyn MetadataStore>,
+    /// Where maintenance commands go (the processor's ingest queue).
+    pub queue: Arc<dyn Queue>,
+}
+
+#[derive(Clone)]
+pub struct MediaState {
+    pub ports: MediaPorts,
+    pub config: Arc<Config>,
+    pub auth: AuthMode,
+}
+
+impl FromRef<MediaState> for AuthMode {
+    fn from_ref(state: &MediaState) -> Self {
+        state.auth.clone()
+    }
+}
+
+impl MediaState {
+    pub async fn derivative_url(&self, key: &ObjectKey) -> Result<String, ApiError> {
+        match &self.config.links {
+            DerivativeLinks::PublicBase(base) => Ok(format!("{}/{}", base.trim_end_matches('/'), key)),
+            DerivativeLinks::Presigned(ttl) => Ok(self.ports.objects.presign_get(key, *ttl).await?.url),
+        }
+    }
+}
