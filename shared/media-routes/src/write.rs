@@ -19,7 +19,7 @@ use crate::views::{DecisionView, MediaPatchBody, MediaView, ReviewBody};
 
 /// What a change to one media answers when it applied, and when there is no such media.
 #[derive(IntoResponses)]
-#[allow(dead_code)] // documentation only: handlers answer through `Tagged` and `ApiError`
+#[allow(dead_code, clippy::large_enum_variant)] // documentation only: handlers answer through `Tagged` and `ApiError`
 enum MediaChanged {
     /// The media as changed; its `ETag` names the new version
     #[response(status = 200, headers(("ETag" = String)))]
