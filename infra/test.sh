@@ -2,12 +2,23 @@
 # The test command: starts a moto server (S3, DynamoDB, SQS) on a free port, points the AWS SDK at
 # it through the standard environment, and runs the workspace's tests. Extra arguments go to
 # `cargo test`, e.g. `infra/test.sh -p phoenix-storage --test conformance`; without -p/--package
-# every package of the workspace is tested. Missing build tools are installed first (require.sh).
+# every package of the workspace is tested. Missing build tools are installed first (require.sh),
+# and so is Chromium, which the browser test (tests/system/browser.rs) drives headless.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 source infra/require.sh
-require_build_tools
+if [ -n "${PHOENIX_CHROMIUM:-}" ]; then
+  require_build_tools
+  [ -x "$PHOENIX_CHROMIUM" ] || { echo "PHOENIX_CHROMIUM=$PHOENIX_CHROMIUM is not an executable" >&2; exit 1; }
+else
+  # The system's package (Debian's `chromium`), installed as root where missing; otherwise the
+  # command to run is printed and the tests do not start.
+  require_build_tools chromium
+  PHOENIX_CHROMIUM="$(command -v chromium)"
+fi
+export PHOENIX_CHROMIUM
+echo "==> browser tests use $PHOENIX_CHROMIUM" >&2
 
 VENV="$ROOT/.venv-moto"
 if [ ! -x "$VENV/bin/moto_server" ]; then

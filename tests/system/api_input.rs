@@ -170,3 +170,48 @@ async fn the_openapi_document_is_served_without_auth_and_matches_the_checked_in_
         assert!(doc["paths"][path].is_object(), "{path} missing from the document");
     }
 }
+
+/// A value of the wrong type names its field, for a form to show next to the right input.
+#[tokio::test]
+async fn a_wrong_value_names_its_field() {
+    let app = crate::helpers::spawn_app().await;
+    let token = app.model_token("m1");
+    let response = app
+        .create_upload(
+            &token,
+            "m1",
+            &serde_json::json!({"filename": "a.jpg", "content_type": "image/jpeg", "bytes": "ten"}),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_request");
+    assert_eq!(body["error"]["details"]["field"], "bytes", "{body}");
+    assert!(!body["error"]["message"].as_str().unwrap().contains("line 1"), "{body}");
+}
+
+/// A grid asks for the few fields it shows; everything else stays on the server.
+#[tokio::test]
+async fn a_list_can_name_the_fields_it_needs() {
+    let app = crate::helpers::spawn_app().await;
+    let token = app.model_token("m1");
+    let photo = std::fs::read(crate::helpers::testdata("photos/portrait-6mp.jpg")).unwrap();
+    let media = app.upload(&token, "m1", photo, "image/jpeg").await;
+    app.wait_processed(&token, "m1", &media).await;
+    let list = |query: &'static str| {
+        app.client.get(format!("{}/v1/models/m1/media?{query}", app.url)).bearer_auth(&token).send()
+    };
+    let full: serde_json::Value = list("limit=5").await.unwrap().json().await.unwrap();
+    let lean: serde_json::Value = list("limit=5&fields=status,placeholder").await.unwrap().json().await.unwrap();
+    let item = lean["items"][0].as_object().unwrap();
+    let mut keys: Vec<&str> = item.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["media_id", "placeholder", "status"], "{lean}");
+    assert_eq!(item["placeholder"], full["items"][0]["placeholder"]);
+    assert!(lean.to_string().len() * 4 < full.to_string().len(), "a lean page is much smaller");
+
+    let response = list("fields=status,password").await.unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["details"]["field"], "fields", "{body}");
+}

@@ -45,8 +45,8 @@ pub fn test_config(dir: &Path, limits: Limits) -> LocalConfig {
             purge_delay: std::time::Duration::from_secs(1),
             ..phoenix_api::Config::default()
         },
-        ingest: phoenix_ingest::Config { limits, ..phoenix_ingest::Config::default() },
-        ingest_max_receive: 3,
+        ingest: phoenix_ingest::Config { limits, max_receives: 3, ..phoenix_ingest::Config::default() },
+        cors_origin: Default::default(),
     }
 }
 

@@ -5,9 +5,14 @@ mod helpers;
 
 mod api_input;
 mod auth;
+mod browser;
+mod crash;
 mod emulator;
 mod hostile;
 mod library;
 mod presets;
 mod presigned;
+mod responses;
 mod upload_flow;
+mod uploads;
+mod walkthrough;

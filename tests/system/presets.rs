@@ -39,6 +39,12 @@ async fn regenerate_rebuilds_exactly_the_stale_presets_and_deletes_the_supersede
         assert!(tokio::time::Instant::now() < deadline, "not regenerated");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    // The new record is written before the superseded objects go (never the other way round):
+    // wait until the message is done with, not just until the record changed.
+    while app.system.queue.depth(&QueueName::INGEST).await.unwrap() > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "regeneration never finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     let by_key = |r: &Value, preset: &str| -> Vec<String> {
         r["derivatives"]

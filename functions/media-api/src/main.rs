@@ -1,5 +1,5 @@
 //! Lambda entry point of the media HTTP API: configuration from the environment, one SDK config,
-//! the adapters, then `lambda_http::run` over the router `phoenix_api::build` makes.
+//! the adapters, then the router `phoenix_api::build` makes, served to API Gateway.
 
 use std::sync::Arc;
 
@@ -17,5 +17,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         metadata: Arc::new(deployment.metadata),
         queue: Arc::new(ingest_queue_from_env(&sdk)?),
     };
-    lambda_http::run(phoenix_api::build(config, ports, AuthMode::ApiGateway)).await
+    phoenix_http::lambda::run(phoenix_api::build(config, ports, AuthMode::ApiGateway)).await
 }

@@ -7,13 +7,13 @@ mod objects;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use phoenix_api::{AuthMode, DerivativeLinks, DevClaims, Ports};
 use phoenix_consumer::DrainSettings;
 use phoenix_domain::config::env_or;
 use phoenix_domain::{MetadataStore, ObjectStore, Queue, QueueName, keys};
+use phoenix_http::cors::{AllowedOrigin, CorsPolicy};
 use phoenix_storage::local::{LocalMetadataStore, LocalObjectStore, LocalQueue, Notification, QueueSettings};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -34,8 +34,9 @@ pub struct LocalConfig {
     pub api: phoenix_api::Config,
     /// The processor's configuration, as its Lambda reads it.
     pub ingest: phoenix_ingest::Config,
-    /// Deliveries of one ingest message before it moves to the dead-letter queue.
-    pub ingest_max_receive: u32,
+    /// The page origin the API and the object endpoint allow, as the template's `AllowedOrigin`
+    /// does in AWS (`PHOENIX_CORS_ORIGIN`; any origin by default, as the template's default).
+    pub cors_origin: AllowedOrigin,
 }
 
 impl LocalConfig {
@@ -48,10 +49,64 @@ impl LocalConfig {
             jwt_secret: env_or("PHOENIX_JWT_SECRET", DEV_JWT_SECRET.to_owned())?,
             api: phoenix_api::Config::from_env()?,
             ingest: phoenix_ingest::Config::from_env()?,
-            ingest_max_receive: 5,
+            cors_origin: AllowedOrigin::from_env()?,
         })
     }
 }
+/// Logs to standard output, filtered by `RUST_LOG` (default `info`). Colours only for a person
+/// watching a terminal: a log file or a pipe gets plain text.
+pub fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(std::io::stdout().is_terminal()).init();
+}
+
+/// The photo the printed walkthrough uploads: the repository's sample portrait when it is there
+/// (as an absolute path, so the walkthrough works from any folder), else a placeholder to replace.
+pub fn sample_photo() -> String {
+    std::fs::canonicalize("../shared/testdata/photos/portrait-6mp.jpg")
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "/path/to/a/photo.jpg".to_owned())
+}
+
+/// The copy-paste walkthrough the server prints: upload a JPEG, PUT it, wait for its derivatives,
+/// edit it with its ETag, approve it as the admin. Each step prints what it did; it works pasted
+/// from any folder (a test runs it).
+pub fn walkthrough(url: &str, model_token: &str, admin_token: &str, photo: &str) -> String {
+    format!(
+        r#"
+export API={url} MODEL={DEMO_MODEL}
+export TOKEN={model_token}
+export ADMIN={admin_token}
+export PHOTO="${{PHOTO:-{photo}}}"
+json() {{ python3 -c 'import json,sys; v=json.load(sys.stdin)
+for k in sys.argv[1:]: v=v[int(k) if k.isdigit() else k]
+print(v)' "$@"; }}
+# 1. create the upload: the media record and a presigned PUT bound to type and length
+CREATED=$(curl -sS -X POST "$API/v1/models/$MODEL/media/uploads" -H "Authorization: Bearer $TOKEN" \
+  -H 'Content-Type: application/json' \
+  -d "{{\"filename\":\"photo.jpg\",\"content_type\":\"image/jpeg\",\"bytes\":$(wc -c < "$PHOTO")}}")
+export MEDIA=$(echo "$CREATED" | json media_id) URL=$(echo "$CREATED" | json upload url)
+echo "created media $MEDIA"
+# 2. PUT the bytes to the presigned URL, with the content type it was signed for
+curl -sS -X PUT "$URL" -H 'Content-Type: image/jpeg' --data-binary @"$PHOTO" -o /dev/null \
+  -w 'PUT: HTTP %{{http_code}}\n'
+# 3. wait until the derivatives are made, then open one in a browser
+until STATUS=$(curl -sS "$API/v1/models/$MODEL/media/$MEDIA" -H "Authorization: Bearer $TOKEN" | json status) &&
+  [ "$STATUS" != uploading ] && [ "$STATUS" != processing ]; do sleep 1; done; echo "status: $STATUS"
+curl -sS "$API/v1/models/$MODEL/media/$MEDIA" -H "Authorization: Bearer $TOKEN" | json derivatives 0 url
+# 4. edit the caption on the version read (its ETag), then approve the photo as the admin
+ETAG=$(curl -sS -o /dev/null -D - "$API/v1/models/$MODEL/media/$MEDIA" -H "Authorization: Bearer $TOKEN" \
+  | tr -d '\r' | awk 'tolower($1) == "etag:" {{ print $2 }}')
+curl -sS -X PATCH "$API/v1/models/$MODEL/media/$MEDIA" -H "Authorization: Bearer $TOKEN" -H "If-Match: $ETAG" \
+  -H 'Content-Type: application/json' -d '{{"caption":"First light"}}' | json caption
+curl -sS -X POST "$API/v1/models/$MODEL/media/$MEDIA/review" -H "Authorization: Bearer $ADMIN" \
+  -H 'Content-Type: application/json' -d '{{"decision":"approve"}}' | json status
+"#
+    )
+}
+
 pub struct RunningSystem {
     pub base_url: String,
     pub data_dir: PathBuf,
@@ -93,7 +148,7 @@ pub async fn spawn(config: LocalConfig) -> anyhow::Result<RunningSystem> {
         vec![
             (
                 QueueName::INGEST,
-                QueueSettings { max_receive: config.ingest_max_receive, dead_letter: Some(QueueName::INGEST_DLQ) },
+                QueueSettings { max_receive: config.ingest.max_receives, dead_letter: Some(QueueName::INGEST_DLQ) },
             ),
             (QueueName::INGEST_DLQ, QueueSettings { max_receive: u32::MAX, dead_letter: None }),
         ],
@@ -116,7 +171,15 @@ pub async fn spawn(config: LocalConfig) -> anyhow::Result<RunningSystem> {
     let ports = Ports { objects: objects.clone(), metadata: metadata.clone(), queue: queue.clone() };
     let api = phoenix_api::Config { links: DerivativeLinks::PublicBase(base_url.clone()), ..config.api };
     let max_upload_bytes = api.limits.max_upload_bytes;
-    let app = phoenix_api::build(api, ports, auth.clone()).merge(objects::router(object_store, max_upload_bytes));
+    // API Gateway answers CORS for the API in AWS, so the API itself does not: the local server
+    // adds it here, from the same policy; the object endpoint answers with the bucket's rules.
+    let api_router =
+        phoenix_api::build(api, ports, auth.clone()).layer(CorsPolicy::api(config.cors_origin.clone()).layer());
+    let object_router = objects::ObjectEndpoint::new(object_store, max_upload_bytes, config.cors_origin).router();
+    let app = api_router.merge(object_router);
+    // A delivery may take as long as a claim lasts: the queue hides it that long (as SQS's
+    // visibility timeout does, at least the Lambda's timeout), then gives it to the next.
+    let visibility = config.ingest.limits.processing_lease;
     let processor = Arc::new(phoenix_ingest::build(config.ingest, objects.clone(), metadata.clone()));
 
     let (shutdown, mut stop) = watch::channel(false);
@@ -128,11 +191,7 @@ pub async fn spawn(config: LocalConfig) -> anyhow::Result<RunningSystem> {
             tracing::error!(error = %e, "server stopped");
         }
     });
-    let settings = DrainSettings {
-        visibility: Duration::from_secs(120),
-        concurrency: processor.concurrency(),
-        ..DrainSettings::default()
-    };
+    let settings = DrainSettings { visibility, concurrency: processor.concurrency(), ..DrainSettings::default() };
     let drainer = tokio::spawn(phoenix_consumer::drain(
         queue.clone(),
         QueueName::INGEST,

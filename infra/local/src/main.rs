@@ -5,7 +5,6 @@
 
 use phoenix_api::{AuthMode, DevClaims};
 use phoenix_local::{DEMO_MODEL, DEV_JWT_SECRET, LocalConfig};
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -13,9 +12,7 @@ async fn main() -> anyhow::Result<()> {
     if args.first().map(String::as_str) == Some("token") {
         return print_token(&args[1..]);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
+    phoenix_local::init_logging();
     let config = LocalConfig::from_env()?;
     let dev_secret = config.jwt_secret == DEV_JWT_SECRET;
     let system = phoenix_local::spawn(config).await?;
@@ -62,6 +59,7 @@ fn banner(url: &str, data: &str, admin: &str, model: &str, dev_secret: bool) -> 
     } else {
         "signed with PHOENIX_JWT_SECRET"
     };
+    let photo = phoenix_local::sample_photo();
     format!(
         r#"
 phoenix4ge media is running (local adapters)
@@ -72,17 +70,9 @@ Dev tokens, valid 30 days, {secret_note}:
   admin:             {admin}
   model {DEMO_MODEL}: {model}
 
-Try it (in another shell; any JPEG, PNG or WebP will do):
-  export API={url} TOKEN={model} PHOTO=../shared/testdata/photos/portrait-6mp.jpg
-  # 1. create the upload: returns media_id and a presigned PUT
-  curl -s -X POST $API/v1/models/{DEMO_MODEL}/media/uploads -H "Authorization: Bearer $TOKEN" \
-       -H 'Content-Type: application/json' \
-       -d "{{\"filename\":\"photo.jpg\",\"content_type\":\"image/jpeg\",\"bytes\":$(stat -c%s $PHOTO)}}"
-  # 2. PUT the bytes to upload.url, with exactly the headers it lists
-  export MEDIA=<media_id> URL='<upload.url>'
-  curl -s -X PUT "$URL" -H 'Content-Type: image/jpeg' --data-binary @$PHOTO
-  # 3. poll until "status": "pending_review", then open a derivative URL in a browser
-  curl -s $API/v1/models/{DEMO_MODEL}/media/$MEDIA -H "Authorization: Bearer $TOKEN"
-"#
+Try it: paste this into another shell, from any folder (needs curl and python3; set PHOTO to any
+JPEG of yours to use another photo):
+{}"#,
+        phoenix_local::walkthrough(url, model, admin, &photo)
     )
 }

@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document, generated from the handlers and view types. `docs/openapi.json` is a
 //! checked-in copy; a test fails when they differ (regenerate with `UPDATE_OPENAPI=1 cargo test -p phoenix-api`).
 
-use phoenix_http::openapi::BearerAuth;
+use phoenix_http::openapi::{BearerAuth, GatewayError, RefusedToken};
 use phoenix_media_routes::MediaApi;
 use utoipa::OpenApi;
 
@@ -12,7 +12,19 @@ use utoipa::OpenApi;
         version = "1",
         description = "Media library for model portfolios. Errors are `{\"error\":{\"code\",\"message\",\"details\"?}}`."
     ),
+    servers(
+        (url = "http://127.0.0.1:8080", description = "The local server (`infra/run.sh`; `PHOENIX_ADDR` moves it)"),
+        (
+            url = "https://{api_id}.execute-api.{region}.amazonaws.com",
+            description = "A deployment: the stack's `ApiUrl` output",
+            variables(
+                ("api_id" = (default = "abc123defg", description = "The HttpApi id")),
+                ("region" = (default = "eu-west-1", description = "The stack's region"))
+            )
+        )
+    ),
     paths(crate::health),
+    components(schemas(RefusedToken, GatewayError)),
     modifiers(&BearerAuth),
     tags((name = "system"))
 )]
@@ -51,5 +63,16 @@ mod tests {
         );
         let doc: serde_json::Value = serde_json::from_str(&generated).unwrap();
         assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+        // Every reference resolves: schemas only named by shared responses are registered too.
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for reference in generated.match_indices("#/components/schemas/").map(|(i, _)| &generated[i..]) {
+            let name = &reference["#/components/schemas/".len()..reference.find('"').unwrap()];
+            assert!(schemas.contains_key(name), "{name} is referenced but not in components.schemas");
+        }
+        // Clients and tools find where to send requests: the local server and a deployment.
+        let servers: Vec<&str> =
+            doc["servers"].as_array().unwrap().iter().map(|s| s["url"].as_str().unwrap()).collect();
+        assert_eq!(servers.len(), 2, "{servers:?}");
+        assert!(servers[0].starts_with("http://127.0.0.1:") && servers[1].contains("execute-api"));
     }
 }

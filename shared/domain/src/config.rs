@@ -14,7 +14,11 @@ pub struct Limits {
     pub upload_url_ttl: Duration,
     /// How long an `uploading` record waits for its bytes before it is treated as abandoned.
     pub abandoned_upload_after: Duration,
-    /// How long a processor may hold a claim on an original before another may take over.
+    /// How long a processor's claim on an original lasts before another delivery may take over:
+    /// the time one delivery may take. The rule (docs/architecture.md, "Claims and redelivery"):
+    /// equal to the processor's deadline — the Lambda's `Timeout` in AWS, the drain's visibility
+    /// timeout locally — and never longer than the queue's visibility timeout, so that a
+    /// redelivered message finds the claim of a dead delivery lapsed (or its own).
     pub processing_lease: Duration,
 }
 
@@ -26,7 +30,8 @@ impl Default for Limits {
             max_side: 20_000,
             upload_url_ttl: Duration::from_secs(15 * 60),
             abandoned_upload_after: Duration::from_secs(7 * 24 * 3600),
-            processing_lease: Duration::from_secs(5 * 60),
+            // template.yaml: the processor's `Timeout: 120` (a test in phoenix-ingest checks it).
+            processing_lease: Duration::from_secs(120),
         }
     }
 }
@@ -52,6 +57,14 @@ where
     }
 }
 
+/// Refuses a zero where only a positive value makes sense.
+fn positive(name: &str, value: u64) -> Result<u64, ConfigError> {
+    if value == 0 {
+        return Err(ConfigError { name: name.to_owned(), message: "must be greater than zero".to_owned() });
+    }
+    Ok(value)
+}
+
 /// Reads a required environment variable.
 pub fn env_required(name: &str) -> Result<String, ConfigError> {
     match std::env::var(name) {
@@ -61,8 +74,9 @@ pub fn env_required(name: &str) -> Result<String, ConfigError> {
 }
 
 impl Limits {
-    /// Limits from `PHOENIX_MAX_UPLOAD_BYTES`, `PHOENIX_MAX_PIXELS`, `PHOENIX_MAX_SIDE` and
-    /// `PHOENIX_UPLOAD_URL_TTL_SECS`, each defaulting to [`Limits::default`].
+    /// Limits from `PHOENIX_MAX_UPLOAD_BYTES`, `PHOENIX_MAX_PIXELS`, `PHOENIX_MAX_SIDE`,
+    /// `PHOENIX_UPLOAD_URL_TTL_SECS` and `PHOENIX_PROCESSING_LEASE_SECS`, each defaulting to
+    /// [`Limits::default`].
     pub fn from_env() -> Result<Self, ConfigError> {
         let d = Self::default();
         Ok(Self {
@@ -70,6 +84,10 @@ impl Limits {
             max_pixels: env_or("PHOENIX_MAX_PIXELS", d.max_pixels)?,
             max_side: env_or("PHOENIX_MAX_SIDE", d.max_side)?,
             upload_url_ttl: Duration::from_secs(env_or("PHOENIX_UPLOAD_URL_TTL_SECS", d.upload_url_ttl.as_secs())?),
+            processing_lease: Duration::from_secs(positive(
+                "PHOENIX_PROCESSING_LEASE_SECS",
+                env_or("PHOENIX_PROCESSING_LEASE_SECS", d.processing_lease.as_secs())?,
+            )?),
             ..d
         })
     }

@@ -13,6 +13,10 @@ pub enum IdError {
     BadLabel { kind: &'static str, max: usize },
     #[error("object key {0:?} is not a valid key")]
     BadKey(String),
+    #[error(
+        "media_id must be a ULID in its canonical form: 26 characters of 0-9 and lower-case a-z without i, l, o, u (e.g. 01jd3k6v2q8m3y7x9t0b5n4c2a)"
+    )]
+    BadMediaId,
 }
 
 fn is_id_char(c: char) -> bool {
@@ -87,11 +91,10 @@ impl MediaId {
     pub fn parse(raw: &str) -> Result<Self, IdError> {
         // Only the canonical lower-case form is accepted, so one media has exactly one spelling
         // in keys, URLs and the database.
-        let malformed = IdError::Malformed { kind: "media_id", max: 26 };
         if raw.len() != 26 || raw.chars().any(|c| c.is_ascii_uppercase()) {
-            return Err(malformed);
+            return Err(IdError::BadMediaId);
         }
-        ulid::Ulid::from_string(raw).map(Self).map_err(|_| malformed)
+        ulid::Ulid::from_string(raw).map(Self).map_err(|_| IdError::BadMediaId)
     }
 }
 
@@ -278,6 +281,9 @@ mod tests {
         assert_eq!(text.len(), 26);
         assert_eq!(MediaId::parse(&text).unwrap(), id);
         assert!(MediaId::parse(&text.to_ascii_uppercase()).is_err());
+        // The refusal says what the one accepted spelling is.
+        let message = MediaId::parse(&text.to_ascii_uppercase()).unwrap_err().to_string();
+        assert!(message.contains("lower-case") && !message.contains("A-Z"), "{message}");
         assert!(MediaId::parse("not-a-ulid").is_err());
     }
 

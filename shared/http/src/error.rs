@@ -15,6 +15,9 @@ use utoipa::ToSchema;
 pub enum ApiError {
     #[error("{0}")]
     InvalidRequest(String),
+    /// One field of the request is wrong; `details.field` names it (`items[2].media_id`).
+    #[error("{field}: {message}")]
+    InvalidField { field: String, message: String },
     #[error("{0}")]
     MalformedJson(String),
     #[error("{0}")]
@@ -47,7 +50,9 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidRequest(_) | Self::MalformedJson(_) | Self::InvalidId(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidRequest(_) | Self::InvalidField { .. } | Self::MalformedJson(_) | Self::InvalidId(_) => {
+                StatusCode::BAD_REQUEST
+            }
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -63,7 +68,7 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidRequest(_) | Self::InvalidField { .. } => "invalid_request",
             Self::MalformedJson(_) => "malformed_json",
             Self::InvalidId(_) => "invalid_id",
             Self::Unauthorized(_) => "unauthorized",
@@ -92,6 +97,7 @@ impl IntoResponse for ApiError {
         }
         let details = match &self {
             Self::VersionConflict { current_version: Some(v), .. } => Some(json!({"current_version": v})),
+            Self::InvalidField { field, .. } => Some(json!({"field": field})),
             _ => None,
         };
         let body =

@@ -6,8 +6,10 @@
 
 pub mod auth;
 pub mod conditional;
+pub mod cors;
 pub mod error;
 pub mod extract;
+pub mod lambda;
 pub mod layers;
 pub mod openapi;
 pub mod params;

@@ -1,8 +1,9 @@
 //! OpenAPI pieces every route crate shares, declared once: the bearer scheme and the error
 //! responses most operations can give (path parameters are in [`crate::params`]).
 
+use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{IntoResponses, Modify};
+use utoipa::{IntoResponses, Modify, ToSchema};
 
 use crate::error::ErrorBody;
 
@@ -19,12 +20,29 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The body API Gateway sends when it answers a request itself (in AWS only): a refused token
+/// (401), no matching route (404), throttling (429), a function that timed out (503).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GatewayError {
+    #[schema(example = "Unauthorized")]
+    pub message: String,
+}
+
+/// A 401's body: ours, or API Gateway's when its authorizer refused the token.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum RefusedToken {
+    Api(ErrorBody),
+    Gateway(GatewayError),
+}
+
 /// What any authenticated operation may answer besides its own outcomes.
 #[derive(IntoResponses)]
 pub enum AuthenticatedErrors {
-    /// No valid token
+    /// No valid token. In AWS, API Gateway's authorizer answers this itself, as `GatewayError`
+    /// (`{"message":"Unauthorized"}`)
     #[response(status = 401)]
-    Unauthorized(ErrorBody),
+    Unauthorized(RefusedToken),
     /// A dependency is unavailable; nothing was changed
     #[response(status = 503)]
     Unavailable(ErrorBody),

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use bytes::Bytes;
-use phoenix_consumer::handle_sqs_batch;
+use phoenix_consumer::{Delivery, handle_sqs_batch};
 use phoenix_domain::keys;
 use phoenix_domain::media::{UploadRequest, create_upload};
 use phoenix_domain::ports::{Fingerprint, MediaQuery, Page, PutOptions, StoreResult};
@@ -116,11 +116,17 @@ fn photo(name: &str) -> Vec<u8> {
     std::fs::read(format!("{}/../../../shared/testdata/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
 }
 
-/// Creates the record and stores the original, as the upload flow does; returns the message body.
+/// Creates the record and stores the original, as the upload flow does (declaring the type the
+/// bytes have); returns the message body.
 async fn uploaded(f: &Fixture, model: &str, bytes: Vec<u8>) -> (ModelId, MediaId, String) {
+    let content_type = if bytes.starts_with(b"\x89PNG") { "image/png" } else { "image/jpeg" };
+    uploaded_as(f, model, bytes, content_type).await
+}
+
+async fn uploaded_as(f: &Fixture, model: &str, bytes: Vec<u8>, content_type: &str) -> (ModelId, MediaId, String) {
     let model = ModelId::parse(model).unwrap();
     let request =
-        UploadRequest { filename: "p.jpg".into(), content_type: "image/jpeg".into(), bytes: bytes.len() as u64 };
+        UploadRequest { filename: "p.jpg".into(), content_type: content_type.into(), bytes: bytes.len() as u64 };
     let (record, _) = create_upload(
         f.objects.as_ref(),
         f.metadata.as_ref(),
@@ -242,23 +248,169 @@ async fn a_malformed_message_is_reported_for_the_dead_letter_queue() {
     assert_eq!(response.batch_item_failures[0].item_identifier, "x");
 }
 
+/// The notification S3 sends for the object now stored under the media's original key.
+async fn notification_of(f: &Fixture, model: &ModelId, media: &MediaId) -> String {
+    let key = keys::original(model, media);
+    let head = f.objects.head(&key).await.unwrap();
+    serde_json::json!({"Records": [{"eventName": "ObjectCreated:Put", "s3": {
+        "bucket": {"name": "b"},
+        "object": {"key": key.as_str().replace('/', "%2F"), "size": head.size, "eTag": head.etag}
+    }}]})
+    .to_string()
+}
+
+fn delivery(message_id: &str, receive_count: u32) -> Delivery {
+    Delivery { message_id: message_id.into(), receive_count }
+}
+
 #[tokio::test]
-async fn new_content_makes_new_keys_and_removes_the_superseded() {
+async fn a_later_object_for_a_processed_media_is_refused_and_removed() {
     let f = fixture();
     let (model, media, body) = uploaded(&f, "m-e", photo("photos/rgb16.png")).await;
     f.processor.handle_message(&body).await.unwrap();
     let first = f.metadata.get_media(&model, &media).await.unwrap();
-    // The same key overwritten with other bytes (a new object version).
     let key = keys::original(&model, &media);
-    let info = f.objects.put(&key, Bytes::from(photo("photos/alpha.png")), PutOptions::default()).await.unwrap();
-    let body = body.replace(&first.source.as_ref().unwrap().etag, &info.etag);
-    assert_eq!(f.processor.handle_message(&body).await.unwrap(), vec![Outcome::Processed]);
-    let second = f.metadata.get_media(&model, &media).await.unwrap();
-    for (old, new) in first.derivatives.iter().zip(&second.derivatives) {
-        assert_ne!(old.key, new.key, "keys change with content");
-        assert!(matches!(f.objects.head(&old.key).await, Err(StoreError::NotFound)), "superseded object deleted");
-        f.objects.head(&new.key).await.unwrap();
+    // Another photo, then corrupt bytes, overwrite the key (the presigned URL used again).
+    for bytes in [photo("photos/alpha.png"), vec![0xFF; 4096]] {
+        f.objects.put(&key, Bytes::from(bytes), PutOptions::default()).await.unwrap();
+        let later = notification_of(&f, &model, &media).await;
+        assert_eq!(f.processor.handle_message(&later).await.unwrap(), vec![Outcome::Refused]);
+        let after = f.metadata.get_media(&model, &media).await.unwrap();
+        assert_eq!(after.history[0].action, "upload_refused", "{:?}", after.history[0]);
+        assert_eq!(
+            (after.status, &after.source, &after.derivatives, &after.review, &after.content_type),
+            (first.status, &first.source, &first.derivatives, &first.review, &first.content_type),
+            "the media is what was judged from the first object"
+        );
+        assert!(matches!(f.objects.head(&key).await, Err(StoreError::NotFound)), "the stray object is removed");
+        for d in &first.derivatives {
+            f.objects.head(&d.key).await.expect("the derivatives still stand");
+        }
+        // The refused object's notification again (SQS may repeat it): nothing more happens.
+        assert!(matches!(&f.processor.handle_message(&later).await.unwrap()[0], Outcome::Ignored(_)));
+        assert_eq!(f.metadata.get_media(&model, &media).await.unwrap().version, after.version);
     }
+    // The first notification replayed is still known as done.
+    assert_eq!(f.processor.handle_message(&body).await.unwrap(), vec![Outcome::AlreadyProcessed]);
+}
+
+#[tokio::test]
+async fn a_later_object_for_a_rejected_file_is_refused_too() {
+    let f = fixture();
+    let (model, media, body) = uploaded(&f, "m-r", photo("hostile/truncated.jpg")).await;
+    f.processor.handle_message(&body).await.unwrap();
+    let rejected = f.metadata.get_media(&model, &media).await.unwrap();
+    assert_eq!(rejected.status, MediaStatus::Rejected);
+    let key = keys::original(&model, &media);
+    f.objects.put(&key, Bytes::from(photo("photos/rgb16.png")), PutOptions::default()).await.unwrap();
+    let later = notification_of(&f, &model, &media).await;
+    assert_eq!(f.processor.handle_message(&later).await.unwrap(), vec![Outcome::Refused]);
+    let after = f.metadata.get_media(&model, &media).await.unwrap();
+    assert_eq!((after.status, &after.rejection), (MediaStatus::Rejected, &rejected.rejection));
+}
+
+#[tokio::test]
+async fn a_redelivery_takes_over_the_claim_of_its_dead_delivery() {
+    let f = fixture();
+    let (model, media, body) = uploaded(&f, "m-crash", photo("photos/rgb16.png")).await;
+    // A first delivery of message "a" claimed the media, then its process died (kill -9, a
+    // Lambda timeout): the record says `processing` with a claim that is still live.
+    let mut record = f.metadata.get_media(&model, &media).await.unwrap();
+    let etag = f.objects.head(&record.original_key).await.unwrap().etag;
+    record.take_claim(&etag, Some("a"), time::OffsetDateTime::now_utc(), Limits::default().processing_lease);
+    record.version += 1;
+    f.metadata.update_media(&record).await.unwrap();
+
+    // Another message for the same object meets a live claim of another delivery: reported as
+    // a transient failure (it comes back later), never acknowledged as done.
+    let other = batch(&f.processor, &[("b", &body)]).await;
+    assert_eq!(other.batch_item_failures.len(), 1, "a live claim of another delivery is not 'done'");
+    let error = f.processor.handle_delivery(&body, &delivery("b", 1)).await.unwrap_err();
+    assert!(error.to_string().contains("comes back"), "{error}");
+    assert_eq!(f.metadata.get_media(&model, &media).await.unwrap(), record, "nothing written");
+
+    // The same message delivered again: its earlier delivery is gone, so it takes over at once.
+    assert_eq!(f.processor.handle_delivery(&body, &delivery("a", 2)).await.unwrap(), vec![Outcome::Processed]);
+    let done = f.metadata.get_media(&model, &media).await.unwrap();
+    assert_eq!(done.status, MediaStatus::PendingReview);
+    // Now the other message finds the work done.
+    assert_eq!(f.processor.handle_delivery(&body, &delivery("b", 2)).await.unwrap(), vec![Outcome::AlreadyProcessed]);
+}
+
+#[tokio::test]
+async fn the_last_delivery_marks_an_unfinished_media_rejected_instead_of_leaving_it_processing() {
+    let f = fixture();
+    let (model, media, body) = uploaded(&f, "m-last", photo("photos/rgb16.png")).await;
+    let mut record = f.metadata.get_media(&model, &media).await.unwrap();
+    let etag = f.objects.head(&record.original_key).await.unwrap().etag;
+    // Delivery 4 of message "a" claimed it and died.
+    record.take_claim(&etag, Some("a"), time::OffsetDateTime::now_utc(), Limits::default().processing_lease);
+    record.version += 1;
+    f.metadata.update_media(&record).await.unwrap();
+
+    // Delivery 5, the queue's last: no image work, the media is not left `processing`, and the
+    // message is reported (for the dead-letter queue).
+    let last = Config::DEFAULT_MAX_RECEIVES;
+    let error = f.processor.handle_delivery(&body, &delivery("a", last)).await.unwrap_err();
+    assert!(error.to_string().contains("processing_failed"), "{error}");
+    let failed = f.metadata.get_media(&model, &media).await.unwrap();
+    assert_eq!(failed.status, MediaStatus::Rejected);
+    assert_eq!(failed.rejection.as_ref().unwrap().code, "processing_failed");
+    assert!(failed.claim.is_none() && failed.derivatives.is_empty());
+    assert_eq!(failed.history[0].action, "processing_failed");
+
+    // A redrive from the dead-letter queue (a new delivery) processes it afresh.
+    assert_eq!(f.processor.handle_delivery(&body, &delivery("a2", 1)).await.unwrap(), vec![Outcome::Processed]);
+    let done = f.metadata.get_media(&model, &media).await.unwrap();
+    assert_eq!((done.status, done.rejection), (MediaStatus::PendingReview, None));
+}
+
+#[tokio::test]
+async fn a_last_delivery_that_finds_the_work_done_or_held_does_not_give_up() {
+    let f = fixture();
+    let (model, media, body) = uploaded(&f, "m-last2", photo("photos/rgb16.png")).await;
+    f.processor.handle_message(&body).await.unwrap();
+    let last = Config::DEFAULT_MAX_RECEIVES;
+    assert_eq!(
+        f.processor.handle_delivery(&body, &delivery("x", last)).await.unwrap(),
+        vec![Outcome::AlreadyProcessed]
+    );
+    assert_eq!(f.metadata.get_media(&model, &media).await.unwrap().status, MediaStatus::PendingReview);
+}
+
+#[tokio::test]
+async fn a_declared_png_that_is_a_jpeg_becomes_a_jpeg() {
+    let f = fixture();
+    let (model, media, body) = uploaded_as(&f, "m-type", photo("photos/portrait-6mp.jpg"), "image/png").await;
+    assert_eq!(f.processor.handle_message(&body).await.unwrap(), vec![Outcome::Processed]);
+    let record = f.metadata.get_media(&model, &media).await.unwrap();
+    assert_eq!(record.source.as_ref().unwrap().format, "jpeg");
+    assert_eq!(record.content_type, "image/jpeg", "the type follows the bytes");
+    let line = record.history.iter().find(|h| h.action == "content_type_corrected").expect("a history line");
+    assert_eq!(line.summary, "declared image/png, the bytes are image/jpeg");
+}
+
+#[test]
+fn the_lease_and_the_receives_agree_with_the_deployment() {
+    // template.yaml: the processor's Timeout is the lease (the time one delivery may take), the
+    // queue's visibility timeout is at least that, and its redrive's maxReceiveCount is the
+    // processor's `max_receives` (its last delivery only gives up).
+    let template = std::fs::read_to_string(format!("{}/../../template.yaml", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let value = |block: &str, key: &str| -> u64 {
+        let header = format!("  {block}:");
+        let mut lines = template.lines().skip_while(|l| *l != header);
+        lines.next().unwrap_or_else(|| panic!("no {block} in template.yaml"));
+        // The resource's own lines are indented deeper than its name.
+        let line = lines
+            .take_while(|l| l.trim().is_empty() || l.starts_with("   ") || l.trim_start().starts_with('#'))
+            .find(|l| l.trim_start().starts_with(&format!("{key}:")))
+            .unwrap_or_else(|| panic!("no {key} in {block}"));
+        line.split(':').nth(1).unwrap().trim().trim_matches('"').parse().unwrap()
+    };
+    let lease = Limits::default().processing_lease.as_secs();
+    assert_eq!(value("ThumbnailProcessorFunction", "Timeout"), lease);
+    assert!(value("IngestQueue", "VisibilityTimeout") >= lease);
+    assert_eq!(value("IngestQueue", "maxReceiveCount"), u64::from(Config::default().max_receives));
 }
 
 #[tokio::test]

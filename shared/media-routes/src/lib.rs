@@ -19,6 +19,7 @@ pub fn routes(config: Config, ports: MediaPorts, auth: AuthMode) -> Router {
     let state = MediaState { ports, config: std::sync::Arc::new(config), auth };
     Router::new()
         .route("/v1/models/{model_id}/media/uploads", post(uploads::create_upload))
+        .route("/v1/models/{model_id}/media/{media_id}/upload-url", post(uploads::renew_upload))
         .route("/v1/models/{model_id}/media", get(read::list_media))
         .route(
             "/v1/models/{model_id}/media/{media_id}",
@@ -34,6 +35,7 @@ pub fn routes(config: Config, ports: MediaPorts, auth: AuthMode) -> Router {
 #[openapi(
     paths(
         uploads::create_upload,
+        uploads::renew_upload,
         read::get_media,
         read::list_media,
         read::batch_get,

@@ -15,7 +15,7 @@ use phoenix_http::{ApiError, ApiJson, ApiPath, ApiQuery, Caller, ErrorBody, Medi
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, PartialSchema};
 
 use crate::state::MediaState;
 use crate::views::{BatchGetBody, BatchGetResult, MediaKeyView, MediaPage, MediaView};
@@ -83,6 +83,42 @@ pub struct ListParams {
     pub limit: Option<usize>,
     /// From a previous page's `next_cursor`, with the same filters.
     pub cursor: Option<String>,
+    /// Only these fields of each item (comma-separated names of the media's fields, e.g.
+    /// `media_id,status,caption,placeholder`); `media_id` always comes. Leaner pages for grids.
+    #[param(pattern = "^[a-z_]+(,[a-z_]+)*$")]
+    pub fields: Option<String>,
+}
+
+/// The fields a list item may be cut down to: the media's own, as documented.
+fn list_fields(raw: &str) -> Result<Vec<String>, ApiError> {
+    let known: Vec<String> = match MediaView::schema() {
+        utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(object)) => {
+            object.properties.keys().cloned().collect()
+        }
+        _ => Vec::new(),
+    };
+    raw.split(',')
+        .map(|name| {
+            let name = name.trim();
+            if known.iter().any(|k| k == name) {
+                Ok(name.to_owned())
+            } else {
+                Err(ApiError::InvalidField {
+                    field: "fields".into(),
+                    message: format!("{name:?} is not a field of a media; use some of {}", known.join(", ")),
+                })
+            }
+        })
+        .collect()
+}
+
+/// A list item with only `fields` (and `media_id`), or whole.
+fn item(view: &MediaView, fields: Option<&[String]>) -> Result<serde_json::Value, ApiError> {
+    let mut value = serde_json::to_value(view).map_err(|e| ApiError::Unexpected(e.into()))?;
+    if let (Some(fields), serde_json::Value::Object(map)) = (fields, &mut value) {
+        map.retain(|name, _| name == "media_id" || fields.iter().any(|f| f == name));
+    }
+    Ok(value)
 }
 
 pub(crate) fn instant(name: &str, raw: &str) -> Result<OffsetDateTime, ApiError> {
@@ -142,10 +178,11 @@ pub async fn list_media(
         limit,
         cursor: params.cursor,
     };
+    let fields = params.fields.as_deref().map(list_fields).transpose()?;
     let page = state.ports.metadata.list_media(&model, &query).await?;
     let mut items = Vec::with_capacity(page.items.len());
     for record in &page.items {
-        items.push(render(&state, &caller, record).await?);
+        items.push(item(&render(&state, &caller, record).await?, fields.as_deref())?);
     }
     Ok(Json(MediaPage { items, next_cursor: page.next_cursor }))
 }

@@ -49,6 +49,8 @@ impl From<PresignedRequest> for PresignedRequestView {
     }
 }
 
+/// A media waiting for its bytes and the presigned PUT that brings them: the answer to creating
+/// an upload (201) and to asking for a fresh upload URL (200).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UploadCreated {
     #[schema(example = "01jd3k6v2q8m3y7x9t0b5n4c2a")]
@@ -231,6 +233,11 @@ pub struct MediaView {
     pub updated_at: String,
     /// Incremented by every change; send it back (or the `ETag`) to edit.
     pub version: u64,
+    /// While `uploading`: when the latest upload URL expires. After that, ask for a new one with
+    /// `POST …/media/{media_id}/upload-url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "2026-11-24T09:30:00Z")]
+    pub upload_expires_at: Option<String>,
     pub derivatives: Vec<DerivativeView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<SourceView>,
@@ -318,6 +325,10 @@ impl MediaView {
             created_at: rfc3339(record.created_at),
             updated_at: rfc3339(record.updated_at),
             version: record.version,
+            upload_expires_at: record
+                .upload_expires_at
+                .filter(|_| record.status == phoenix_domain::MediaStatus::Uploading)
+                .map(rfc3339),
             derivatives,
             source,
             placeholder,
@@ -464,7 +475,9 @@ pub struct BatchGetResult {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MediaPage {
-    pub items: Vec<MediaView>,
+    /// Whole media, or with `fields` only the fields named (and `media_id`).
+    #[schema(value_type = Vec<MediaView>)]
+    pub items: Vec<serde_json::Value>,
     /// Pass as `cursor` for the next page; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,

@@ -56,7 +56,12 @@ pub fn sample_record(model: &ModelId, media: &MediaId, status: MediaStatus) -> M
         updated_at: now,
         version: 1,
         expires_at: None,
-        claim: Some(Claim { etag: "abc123".to_owned(), until: now + Duration::from_secs(300) }),
+        claim: Some(Claim {
+            etag: "abc123".to_owned(),
+            until: now + Duration::from_secs(300),
+            holder: Some("message-1".to_owned()),
+        }),
+        upload_expires_at: Some(now + Duration::from_secs(900)),
         source: Some(SourceInfo {
             etag: "abc123".to_owned(),
             bytes: 123_456,

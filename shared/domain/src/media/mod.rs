@@ -1,5 +1,6 @@
 //! The media record and its lifecycle.
 
+pub mod arrival;
 mod delete;
 mod edit;
 mod error;
@@ -9,12 +10,13 @@ mod regenerate;
 mod review;
 pub mod upload;
 
+pub use arrival::{Arrival, arrival};
 pub use delete::delete;
 pub use edit::{EditOutcome, edit};
 pub use error::MediaError;
 pub use regenerate::regenerate;
 pub use review::review;
-pub use upload::{UploadError, UploadRequest, create_upload};
+pub use upload::{UploadError, UploadRequest, create_upload, renew_upload};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -130,7 +132,8 @@ pub struct Derivative {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rejection {
-    /// Stable, machine-readable reason, e.g. `unsupported_format`, `too_many_pixels`.
+    /// Stable, machine-readable reason, e.g. `unsupported_format`, `too_many_pixels`, or
+    /// `processing_failed` when the processor gave up without judging the file.
     pub code: String,
     pub message: String,
 }
@@ -213,16 +216,39 @@ pub struct HistoryEntry {
     pub at: OffsetDateTime,
     /// `system` for the processor, else the caller's subject.
     pub actor: String,
-    /// `uploaded`, `processed`, `rejected_file`, `regenerated`, `edited`, `approved`, `rejected`.
+    /// `uploaded`, `upload_url_renewed`, `processed`, `content_type_corrected`, `rejected_file`,
+    /// `processing_failed`, `upload_refused`, `original_missing`, `regenerated`, `edited`,
+    /// `approved`, `rejected`.
     pub action: String,
     pub summary: String,
 }
 
+/// A delivery's hold on one object version of a media while it processes it: the lease that
+/// keeps a duplicate delivery from repeating the work. It expires into something (STYLE 15): past
+/// `until`, or on a new delivery of the message that took it (its holder died or overran), the next
+/// delivery takes over; a delivery that meets a live claim of another is a transient failure that
+/// comes back later, never acknowledged as done.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claim {
+    /// The object version (the original's ETag) claimed; after a rejection, the version judged.
     pub etag: String,
+    /// The lease's end: the claim time plus the time one delivery may take
+    /// ([`crate::Limits::processing_lease`]).
     #[serde(with = "time::serde::rfc3339")]
     pub until: OffsetDateTime,
+    /// The queue message whose delivery holds the claim (SQS keeps a message's id across
+    /// receives): a later delivery of the same message means this one is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+}
+
+impl Claim {
+    /// Whether the claim still keeps `holder`'s delivery off this object version at `now`: it is
+    /// live, and held by another message (or by one that cannot be told apart).
+    pub fn excludes(&self, holder: Option<&str>, now: OffsetDateTime) -> bool {
+        let same_message = matches!((self.holder.as_deref(), holder), (Some(a), Some(b)) if a == b);
+        self.until > now && !same_message
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,6 +270,10 @@ pub struct MediaRecord {
     /// past this instant as absent, and DynamoDB's TTL removes it eventually.
     #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<OffsetDateTime>,
+    /// When the latest presigned upload URL handed out for this media expires (set by
+    /// [`create_upload`] and [`renew_upload`]); shown while the media is `uploading`.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub upload_expires_at: Option<OffsetDateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim: Option<Claim>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -299,6 +329,7 @@ impl MediaRecord {
             updated_at: now,
             version: 1,
             expires_at,
+            upload_expires_at: None,
             claim: None,
             source: None,
             derivatives: Vec::new(),
@@ -322,6 +353,19 @@ impl MediaRecord {
             HistoryEntry { at, actor: actor.to_owned(), action: action.to_owned(), summary: summary.into() },
         );
         self.history.truncate(HISTORY_CAP);
+    }
+
+    /// Makes the declared content type follow the type sniffed from the bytes (`sniffed`, a MIME
+    /// type such as `image/jpeg`), with a history line; a media never shows one type next to a
+    /// source of another. Returns whether it changed.
+    pub fn follow_sniffed_type(&mut self, sniffed: &str, at: OffsetDateTime, actor: &str) -> bool {
+        if self.content_type.eq_ignore_ascii_case(sniffed) {
+            return false;
+        }
+        let summary = format!("declared {}, the bytes are {sniffed}", self.content_type);
+        self.content_type = sniffed.to_owned();
+        self.record_history(at, actor, "content_type_corrected", summary);
+        true
     }
 
     /// The ids of the galleries this media is in.

@@ -1,8 +1,10 @@
 //! Creating an upload: validate what the client says it will send, create the record in
-//! `uploading`, and hand back a presigned PUT bound to that type and length.
+//! `uploading`, and hand back a presigned PUT bound to that type and length; and a fresh PUT for
+//! a media whose bytes never came ([`renew_upload`]).
 
 use time::OffsetDateTime;
 
+use super::{MediaError, MediaStatus};
 use crate::config::Limits;
 use crate::ids::{MediaId, ModelId};
 use crate::keys;
@@ -33,6 +35,30 @@ pub enum UploadError {
     Store(#[from] StoreError),
 }
 
+/// Characters that change how a name is displayed without being seen: bidirectional embeddings,
+/// overrides, isolates and marks (`invoice\u{202E}gpj.exe` shows as `invoiceexe.jpg`), zero-width
+/// spaces and joiners that hide one name inside another, invisible operators, tag characters and
+/// line separators. The zero-width (non-)joiner stays allowed: scripts such as Persian and emoji
+/// sequences need them.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'
+            | '\u{200E}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
+}
+
 fn validate_filename(name: &str) -> Result<(), UploadError> {
     let trimmed = name.trim();
     if trimmed.is_empty() {
@@ -45,6 +71,13 @@ fn validate_filename(name: &str) -> Result<(), UploadError> {
         return Err(UploadError::Invalid(
             "filename must be a plain name: no path separators or control characters".into(),
         ));
+    }
+    if let Some(c) = name.chars().find(|c| is_invisible_format(*c)) {
+        return Err(UploadError::Invalid(format!(
+            "filename must not contain invisible formatting characters such as bidirectional controls \
+             (found U+{:04X}): the name would display differently from what it is",
+            c as u32
+        )));
     }
     Ok(())
 }
@@ -87,8 +120,44 @@ pub async fn create_upload(
         now,
         Some(now + limits.abandoned_upload_after),
     );
+    record.upload_expires_at = Some(upload.expires_at);
     record.record_history(now, actor, "uploaded", format!("upload of {} bytes announced", request.bytes));
     store.create_media(&record).await?;
+    Ok((record, upload))
+}
+
+/// A fresh presigned PUT for a media still `uploading` (its URL expired, or its bytes never
+/// arrived): bound to the type and length announced at creation, recorded in the record
+/// (`upload_expires_at`), and the abandoned-upload expiry starts again. Conditional on the version
+/// read; any other state is [`MediaError::InvalidState`]. Earlier URLs stay valid until they
+/// expire (a presigned URL cannot be revoked): whichever bytes arrive last before the media is
+/// judged are the ones processed.
+pub async fn renew_upload(
+    presigner: &dyn Presigner,
+    store: &dyn MediaStore,
+    limits: &Limits,
+    model: &ModelId,
+    media: &MediaId,
+    actor: &str,
+    now: OffsetDateTime,
+) -> Result<(MediaRecord, PresignedRequest), MediaError> {
+    let mut record = store.get_media(model, media).await.map_err(MediaError::reading(*media))?;
+    if record.status != MediaStatus::Uploading {
+        return Err(MediaError::InvalidState(format!(
+            "media {media} is {}: only a media still uploading gets a new upload URL",
+            record.status.as_str()
+        )));
+    }
+    let upload = presigner
+        .presign_put(&record.original_key, &record.content_type, record.declared_bytes, limits.upload_url_ttl)
+        .await
+        .map_err(MediaError::Store)?;
+    record.upload_expires_at = Some(upload.expires_at);
+    record.expires_at = Some(now + limits.abandoned_upload_after);
+    record.version += 1;
+    record.updated_at = now;
+    record.record_history(now, actor, "upload_url_renewed", "a new upload URL was handed out");
+    store.update_media(&record).await.map_err(MediaError::writing)?;
     Ok((record, upload))
 }
 
@@ -175,5 +244,51 @@ mod tests {
             assert!(validate_filename(bad).is_err(), "{bad:?} accepted");
         }
         assert!(validate_filename(&"a".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn filenames_with_invisible_formatting_are_refused() {
+        // Persian with a zero-width non-joiner, and an emoji family joined by ZWJ, are fine.
+        assert!(validate_filename("\u{0645}\u{06CC}\u{200C}\u{062E}\u{0648}\u{0627}\u{0647}\u{0645}.jpg").is_ok());
+        assert!(validate_filename("\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}.png").is_ok());
+        let invisible = "\u{202A}\u{202B}\u{202C}\u{202D}\u{202E}\u{2066}\u{2067}\u{2068}\u{2069}\u{200E}\u{200F}\u{061C}\u{200B}\u{2060}\u{FEFF}\u{2028}\u{E0041}";
+        for c in invisible.chars() {
+            let name = format!("invoice{c}gpj.exe");
+            let error = validate_filename(&name).expect_err(&format!("U+{:04X} accepted", c as u32)).to_string();
+            assert!(error.contains(&format!("U+{:04X}", c as u32)) && error.contains("bidirectional"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_media_still_uploading_gets_a_fresh_url_and_nothing_else_does() {
+        use crate::media::fakes::Fakes;
+
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let limits = Limits::default();
+        let model = ModelId::parse("m1").unwrap();
+        let request = UploadRequest { filename: "a.png".into(), content_type: "image/png".into(), bytes: 7 };
+        let now = OffsetDateTime::now_utc();
+        let fakes = Fakes::default();
+        let (created, first) =
+            rt.block_on(create_upload(&NoStore, &fakes, &limits, &model, request, "u", now)).unwrap();
+        assert_eq!(created.upload_expires_at, Some(first.expires_at), "the record knows when its URL expires");
+
+        let later = now + std::time::Duration::from_secs(3600);
+        let (renewed, upload) =
+            rt.block_on(renew_upload(&NoStore, &fakes, &limits, &model, &created.media_id, "u", later)).unwrap();
+        assert_eq!(upload.url, created.original_key.to_string(), "the same key");
+        assert_eq!(renewed.upload_expires_at, Some(upload.expires_at));
+        assert_eq!(renewed.expires_at, Some(later + limits.abandoned_upload_after), "abandonment starts again");
+        assert_eq!((renewed.version, renewed.history[0].action.as_str()), (2, "upload_url_renewed"));
+        assert_eq!(fakes.stored(), Some(renewed.clone()));
+
+        let mut processing = renewed;
+        processing.status = MediaStatus::Processing;
+        *fakes.record.lock().unwrap() = Some(processing.clone());
+        let refused = rt.block_on(renew_upload(&NoStore, &fakes, &limits, &model, &created.media_id, "u", later));
+        assert!(matches!(refused, Err(MediaError::InvalidState(ref m)) if m.contains("processing")), "{refused:?}");
+        assert_eq!(fakes.stored(), Some(processing), "nothing written");
+        let missing = rt.block_on(renew_upload(&NoStore, &fakes, &limits, &model, &MediaId::new(), "u", later));
+        assert!(matches!(missing, Err(MediaError::NotFound(_))));
     }
 }

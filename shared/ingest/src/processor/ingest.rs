@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use phoenix_domain::keys::{self, DerivativeName};
-use phoenix_domain::media::Claim;
+use phoenix_domain::media::{Arrival, Claim, arrival};
 use phoenix_domain::ports::{Fingerprint, PutOptions};
 use phoenix_domain::{
     Derivative, GpsPosition, Limits, MediaId, MediaRecord, MediaStatus, ModelId, ObjectKey, Rejection, SourceInfo,
@@ -15,7 +15,7 @@ use phoenix_imaging::{Fit, FocalPoint, ImageLimits, ImagingError, Processed, Ren
 use time::OffsetDateTime;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::{Outcome, ProcessError, Processor, SYSTEM_ACTOR, ms};
+use super::{Attempt, Outcome, ProcessError, Processor, SYSTEM_ACTOR, ms};
 use crate::notification::ObjectCreated;
 
 /// Re-applications of a processing outcome after concurrent edits before giving up (and retrying
@@ -27,7 +27,11 @@ fn image_limits(limits: &Limits) -> ImageLimits {
 }
 
 impl Processor {
-    pub(super) async fn handle_record(&self, event: &ObjectCreated) -> Result<Outcome, ProcessError> {
+    pub(super) async fn handle_record(
+        &self,
+        event: &ObjectCreated,
+        attempt: &Attempt,
+    ) -> Result<Outcome, ProcessError> {
         if !event.event_name.starts_with("ObjectCreated") {
             return Ok(Outcome::Ignored(format!("event {}", event.event_name)));
         }
@@ -42,7 +46,7 @@ impl Processor {
                 Err(StoreError::NotFound) => return self.remove_orphan(&model_id, &media_id).await,
                 Err(e) => return Err(e.into()),
             };
-            self.process(record, event.etag.as_deref()).await
+            self.process(record, event.etag.as_deref(), attempt).await
         }
         .instrument(span)
         .await
@@ -58,47 +62,44 @@ impl Processor {
         Ok(Outcome::Ignored("no media record; the orphaned original was removed".into()))
     }
 
-    /// The replay check: has this object version been handled, or is it being handled now?
-    fn replay_outcome(record: &MediaRecord, etag: &str, now: OffsetDateTime) -> Option<Outcome> {
-        match record.status {
-            MediaStatus::Uploading => None,
-            MediaStatus::Processing => {
-                let claim = record.claim.as_ref()?;
-                (claim.etag == etag && claim.until > now).then_some(Outcome::InFlight)
-            }
-            MediaStatus::Rejected if record.source.is_none() => {
-                // Rejected before measuring: known by the claim's ETag.
-                (record.claim.as_ref().map(|c| c.etag.as_str()) == Some(etag)).then_some(Outcome::AlreadyProcessed)
-            }
-            _ => (record.source.as_ref().map(|s| s.etag.as_str()) == Some(etag)).then_some(Outcome::AlreadyProcessed),
-        }
-    }
-
-    /// Processes the stored original of `record`, unless the object version `event_etag` names
-    /// was handled already (or is being handled now).
+    /// Processes the stored original of `record`, unless its object version was judged already,
+    /// another live delivery holds it (a transient failure: the message comes back later), or the
+    /// media was judged from another object (the later one is refused,
+    /// [`phoenix_domain::media::arrival`]). The last delivery the queue makes does no image work:
+    /// it gives up instead, so that the media does not stay `processing`.
     pub(super) async fn process(
         &self,
         mut record: MediaRecord,
         event_etag: Option<&str>,
+        attempt: &Attempt,
     ) -> Result<Outcome, ProcessError> {
         let now = OffsetDateTime::now_utc();
-        if let Some(outcome) = event_etag.and_then(|etag| Self::replay_outcome(&record, etag, now)) {
-            return Ok(outcome);
+        let holder = attempt.message_id.as_deref();
+        // The event's object version first: a replay costs one read.
+        if let Some(etag) = event_etag {
+            match arrival(&record, etag, holder, now) {
+                Arrival::Done => return Ok(Outcome::AlreadyProcessed),
+                Arrival::Busy { until } => return Err(busy(until)),
+                // Decided on what is stored now: the event may be older than the object.
+                Arrival::Process | Arrival::Refuse => {}
+            }
         }
         let started = Instant::now();
         let head = match self.objects.head(&record.original_key).await {
             Ok(head) => head,
-            Err(StoreError::NotFound) => return Ok(Outcome::Ignored("the original is gone".into())),
+            Err(StoreError::NotFound) => return self.original_gone(record).await,
             Err(e) => return Err(e.into()),
         };
-        // The event may be older than the object; what is stored now is what we process.
-        if let Some(outcome) = Self::replay_outcome(&record, &head.etag, now) {
-            return Ok(outcome);
+        match arrival(&record, &head.etag, holder, now) {
+            Arrival::Done => return Ok(Outcome::AlreadyProcessed),
+            Arrival::Busy { until } => return Err(busy(until)),
+            Arrival::Refuse => return self.refuse(record, &head.etag).await,
+            Arrival::Process if attempt.last => return self.give_up(record, attempt).await,
+            Arrival::Process => {}
         }
 
         // Claim the object version so a duplicate delivery does not repeat the work.
-        record.status = MediaStatus::Processing;
-        record.claim = Some(Claim { etag: head.etag.clone(), until: now + self.config.limits.processing_lease });
+        record.take_claim(&head.etag, holder, now, self.config.limits.processing_lease);
         self.write(&mut record, now).await?;
 
         let limits = &self.config.limits;
@@ -109,7 +110,7 @@ impl Processor {
         }
         let (info, bytes) = match self.objects.get(&record.original_key, limits.max_upload_bytes).await {
             Ok(found) => found,
-            Err(StoreError::NotFound) => return Ok(Outcome::Ignored("the original is gone".into())),
+            Err(StoreError::NotFound) => return self.original_gone(record).await,
             Err(e) => return Err(e.into()),
         };
         let fetch = started.elapsed();
@@ -122,6 +123,7 @@ impl Processor {
 
         // Metadata first: storing moves the encoded bytes out of `processed` instead of copying them.
         let source = self.source_info(&processed, info.etag.clone(), info.size, sha256.clone());
+        let sniffed_type = processed.probe.format.mime();
         let (timings, width, height) = (processed.timings, processed.probe.width, processed.probe.height);
         let rendition_count = processed.renditions.len();
         let store_started = Instant::now();
@@ -154,6 +156,8 @@ impl Processor {
                 r.source = Some(source.clone());
                 r.derivatives = derivatives.clone();
                 r.record_history(now, SYSTEM_ACTOR, "processed", summary.clone());
+                // A declared `image/png` whose bytes are a JPEG is a JPEG from now on.
+                r.follow_sniffed_type(sniffed_type, now, SYSTEM_ACTOR);
             })
             .await?;
         let Some(written) = written else {
@@ -165,11 +169,10 @@ impl Processor {
         };
         self.delete_all(superseded).await;
         if written.focal_point != focal_point {
-            // The focal point moved while the crops were cut around the old one.
-            // Boxed: a regeneration may itself reprocess (when the original changed). A failure
-            // is not retried through the message (its replay would be skipped): it is logged, and
+            // The focal point moved while the crops were cut around the old one. A failure is
+            // not retried through the message (its replay would be skipped): it is logged, and
             // the next regeneration (or focal-point edit) rebuilds the crops.
-            if let Err(e) = Box::pin(self.regenerate(&model, &media, &self.cover_presets())).await {
+            if let Err(e) = self.regenerate(&model, &media, &self.cover_presets()).await {
                 warn!(error = %e, "could not rebuild the crops around the new focal point");
             }
         }
@@ -326,12 +329,88 @@ impl Processor {
                 Err(StoreError::NotFound) => return Ok(None), // deleted meanwhile: nothing to record
                 Err(e) => return Err(e.into()),
             };
-            if record.claim.as_ref().map(|c| &c.etag) != claim.as_ref().map(|c| &c.etag) {
+            if record.claim != claim {
                 return Err(ProcessError::Transient(anyhow::anyhow!("another delivery took over this media")));
             }
         }
         Err(ProcessError::Transient(anyhow::anyhow!("the media record kept changing while it was processed")))
     }
+}
+
+impl Processor {
+    /// A later object for a judged media: the refusal is recorded (status, review and
+    /// derivatives stay), then the object is removed. Retried, the refusal is not recorded twice.
+    pub(super) async fn refuse(&self, record: MediaRecord, etag: &str) -> Result<Outcome, ProcessError> {
+        warn!(etag, status = record.status.as_str(), "a later upload for a judged media is refused and removed");
+        let now = OffsetDateTime::now_utc();
+        let mut noted = record.clone();
+        if noted.note_refused_upload(etag, now, SYSTEM_ACTOR) {
+            self.write(&mut noted, now).await?;
+        }
+        self.objects.delete(&record.original_key).await?;
+        Ok(Outcome::Refused)
+    }
+
+    /// The last delivery the queue will make found the media still unjudged: every earlier one
+    /// crashed, timed out or failed. Rather than leave it `processing` (or `uploading` with its
+    /// bytes stored), it is marked `rejected` with `processing_failed`, and the message is
+    /// reported so that it ends in the dead-letter queue, whose redrive processes it afresh.
+    async fn give_up(&self, mut record: MediaRecord, attempt: &Attempt) -> Result<Outcome, ProcessError> {
+        for _ in 0..MERGE_ATTEMPTS {
+            let now = OffsetDateTime::now_utc();
+            let mut failed = record.clone();
+            failed.give_up_processing(attempt.receive_count, now, SYSTEM_ACTOR);
+            match self.write(&mut failed, now).await {
+                Ok(()) => {
+                    warn!(deliveries = attempt.receive_count, "gave up: the media is rejected (processing_failed)");
+                    return Err(ProcessError::Permanent(anyhow::anyhow!(
+                        "gave up after {} deliveries: the media is now rejected with processing_failed",
+                        attempt.receive_count
+                    )));
+                }
+                Err(ProcessError::Transient(_)) => {}
+                Err(e) => return Err(e),
+            }
+            record = match self.media.get_media(&record.model_id, &record.media_id).await {
+                Ok(fresh) => fresh,
+                Err(StoreError::NotFound) => return Ok(Outcome::Ignored("the media was deleted".into())),
+                Err(e) => return Err(e.into()),
+            };
+            if record.judged_etag().is_some() {
+                return Ok(Outcome::AlreadyProcessed);
+            }
+            if let Some(claim) = record.claim.as_ref().filter(|_| record.status == MediaStatus::Processing)
+                && claim.excludes(attempt.message_id.as_deref(), OffsetDateTime::now_utc())
+            {
+                return Err(busy(claim.until));
+            }
+        }
+        Err(ProcessError::Transient(anyhow::anyhow!("the media record kept changing while giving up on it")))
+    }
+
+    /// The original is not in the store. A media claimed for it goes back to `uploading` (a
+    /// new upload URL brings the bytes) rather than staying `processing`; otherwise the
+    /// notification is stale (a refused or purged object) and there is nothing to do.
+    async fn original_gone(&self, record: MediaRecord) -> Result<Outcome, ProcessError> {
+        if record.status != MediaStatus::Processing {
+            return Ok(Outcome::Ignored("the original is gone".into()));
+        }
+        let now = OffsetDateTime::now_utc();
+        let mut released = record;
+        released.release_missing_original(now, SYSTEM_ACTOR);
+        self.write(&mut released, now).await?;
+        warn!("the claimed original is gone: the media is uploading again");
+        Ok(Outcome::Ignored("the original is gone; the media is uploading again".into()))
+    }
+}
+
+/// Another delivery holds a live claim: a transient failure, so the message comes back later
+/// (SQS: after the visibility timeout, by which the claim has lapsed; locally: after the drain's
+/// backoff) and is never acknowledged as done.
+fn busy(until: OffsetDateTime) -> ProcessError {
+    ProcessError::Transient(anyhow::anyhow!(
+        "another delivery holds the claim on this original until {until}; the message comes back after it"
+    ))
 }
 
 /// Objects of `old` that `new` no longer uses.

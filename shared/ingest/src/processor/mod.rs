@@ -33,8 +33,9 @@ pub enum Outcome {
     Rejected(String),
     /// This object version was processed before: no work done.
     AlreadyProcessed,
-    /// Another delivery holds a live claim on this object version; it will finish or be retried.
-    InFlight,
+    /// A later object for a media already judged: refused and removed, the record unchanged but
+    /// for a history line (docs/decisions/0006-one-upload-per-url.md).
+    Refused,
     /// Not ours to process (not an original, no such record, object gone).
     Ignored(String),
     /// A regeneration rebuilt these presets.
@@ -93,11 +94,37 @@ impl MessageHandler for Processor {
         IngestMessage::parse(body).map_err(|e| ProcessError::from(e).into())
     }
 
-    async fn handle(&self, message: IngestMessage, _delivery: &Delivery) -> Result<(), Failure> {
-        for outcome in self.dispatch(message).await? {
+    async fn handle(&self, message: IngestMessage, delivery: &Delivery) -> Result<(), Failure> {
+        let attempt = Attempt::of(delivery, &self.config);
+        for outcome in self.dispatch(message, &attempt).await? {
             info!(?outcome, "record handled");
         }
         Ok(())
+    }
+}
+
+/// Which delivery of its message the processor is handling: who takes claims, and whether this
+/// is the last delivery the queue will make (which does no image work).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Attempt {
+    /// The queue message's id: a claim's holder.
+    pub(crate) message_id: Option<String>,
+    pub(crate) receive_count: u32,
+    pub(crate) last: bool,
+}
+
+impl Attempt {
+    fn of(delivery: &Delivery, config: &Config) -> Self {
+        Self {
+            message_id: Some(delivery.message_id.clone()).filter(|id| !id.is_empty()),
+            receive_count: delivery.receive_count,
+            last: config.is_last_delivery(delivery.receive_count),
+        }
+    }
+
+    /// A call outside any queue (tests, tools): a first delivery of no known message.
+    fn direct() -> Self {
+        Self { message_id: None, receive_count: 1, last: false }
     }
 }
 
@@ -114,10 +141,16 @@ impl Processor {
     /// Decodes and handles one message body, returning what became of each of its records.
     /// Fails at the first record that fails; records already done are skipped on the retry.
     pub async fn handle_message(&self, body: &str) -> Result<Vec<Outcome>, ProcessError> {
-        self.dispatch(IngestMessage::parse(body)?).await
+        self.dispatch(IngestMessage::parse(body)?, &Attempt::direct()).await
     }
 
-    async fn dispatch(&self, message: IngestMessage) -> Result<Vec<Outcome>, ProcessError> {
+    /// As [`Processor::handle_message`], as this delivery of a queue message (its id holds the
+    /// claims it takes; its receive count tells the last delivery).
+    pub async fn handle_delivery(&self, body: &str, delivery: &Delivery) -> Result<Vec<Outcome>, ProcessError> {
+        self.dispatch(IngestMessage::parse(body)?, &Attempt::of(delivery, &self.config)).await
+    }
+
+    async fn dispatch(&self, message: IngestMessage, attempt: &Attempt) -> Result<Vec<Outcome>, ProcessError> {
         let records = match message {
             IngestMessage::Command(MediaCommand::Regenerate { model_id, media_id, mut presets, crops }) => {
                 if crops {
@@ -135,7 +168,7 @@ impl Processor {
         };
         let mut outcomes = Vec::with_capacity(records.len());
         for record in records {
-            outcomes.push(self.handle_record(&record).await?);
+            outcomes.push(self.handle_record(&record, attempt).await?);
         }
         Ok(outcomes)
     }

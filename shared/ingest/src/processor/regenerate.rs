@@ -43,8 +43,9 @@ impl Processor {
             Err(e) => return Err(e.into()),
         };
         if info.etag != source.etag {
-            // The original changed since it was processed: that is a new upload, not a regeneration.
-            return self.process(record, None).await;
+            // The original was replaced since it was processed: a later upload, which is refused
+            // (one upload per URL), not a reason to change the media.
+            return self.refuse(record, &info.etag).await;
         }
         let mut derivatives: Vec<Derivative> = record
             .derivatives

@@ -213,7 +213,7 @@ impl Presigner for S3ObjectStore {
             .presigned(presign_config(expires_in)?)
             .await
             .map_err(|e| classify("s3 PutObject (presign)", e))?;
-        let mut headers = request_headers(presigned.headers());
+        let mut headers = signed_headers(presigned.uri(), presigned.headers());
         headers.insert("Content-Type".to_owned(), content_type.to_owned());
         headers.insert("Content-Length".to_owned(), content_length.to_string());
         Ok(PresignedRequest {
@@ -242,7 +242,7 @@ impl Presigner for S3ObjectStore {
         Ok(PresignedRequest {
             method: presigned.method().to_owned(),
             url: presigned.uri().to_owned(),
-            headers: request_headers(presigned.headers()),
+            headers: signed_headers(presigned.uri(), presigned.headers()),
             expires_at: OffsetDateTime::from(start) + validity,
         })
     }
@@ -250,17 +250,51 @@ impl Presigner for S3ObjectStore {
 
 /// The headers of a presigned request that the client must send, less `Host` (the URL carries
 /// it, and browsers refuse to set it) and the two we set in canonical case ourselves.
-fn request_headers<'a>(raw: impl Iterator<Item = (&'a str, &'a str)>) -> BTreeMap<String, String> {
+/// The headers a client must send with a presigned request: those the signature covers
+/// (`X-Amz-SignedHeaders`), less the ones every HTTP client sets itself. Others the SDK adds to
+/// the request it would send — in Lambda, recursion detection's `x-amzn-trace-id` — are not
+/// part of the contract and would only confuse a browser.
+fn signed_headers<'a>(uri: &str, raw: impl Iterator<Item = (&'a str, &'a str)>) -> BTreeMap<String, String> {
+    let signed: Vec<String> = url_query(uri)
+        .find(|(name, _)| name.eq_ignore_ascii_case("X-Amz-SignedHeaders"))
+        .map(|(_, value)| value.split(';').map(str::to_ascii_lowercase).collect())
+        .unwrap_or_default();
     raw.filter(|(name, _)| {
-        !["host", "content-type", "content-length"].iter().any(|skip| name.eq_ignore_ascii_case(skip))
+        let name = name.to_ascii_lowercase();
+        signed.contains(&name) && !["host", "content-type", "content-length"].contains(&name.as_str())
     })
     .map(|(name, value)| (name.to_owned(), value.to_owned()))
     .collect()
 }
 
+/// The query parameters of a URI, percent-decoded.
+fn url_query(uri: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    let query = uri.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    query.split('&').filter_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+        Some((decode(name), decode(value)))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_signed_headers_are_handed_to_the_client() {
+        let uri = "https://b.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost%3Bx-amz-checksum-crc32&X-Amz-Signature=ab";
+        let sent = [
+            ("host", "b.s3.amazonaws.com"),
+            ("content-type", "image/jpeg"),
+            ("content-length", "10"),
+            ("x-amz-checksum-crc32", "AAAAAA=="),
+            ("x-amzn-trace-id", "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"),
+        ];
+        let headers = signed_headers(uri, sent.into_iter());
+        assert_eq!(headers.into_iter().collect::<Vec<_>>(), [("x-amz-checksum-crc32".into(), "AAAAAA==".into())]);
+        assert!(signed_headers("https://b/k", sent.into_iter()).is_empty(), "nothing is signed without the list");
+    }
 
     fn offline_store() -> S3ObjectStore {
         let config = aws_sdk_s3::Config::builder()

@@ -7,5 +7,5 @@ mod queue;
 mod sqlite;
 
 pub use metadata::LocalMetadataStore;
-pub use objects::{LocalObjectStore, Notification, PresignError};
+pub use objects::{HeaderMismatch, LocalObjectStore, Notification, PresignError};
 pub use queue::{LocalQueue, QueueSettings};

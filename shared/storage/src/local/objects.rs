@@ -30,6 +30,10 @@ type HmacSha256 = Hmac<Sha256>;
 /// Query parameters of a locally presigned URL.
 pub const EXPIRES_PARAM: &str = "X-Phoenix-Expires";
 pub const SIGNATURE_PARAM: &str = "X-Phoenix-Signature";
+/// The header values a URL was signed for, in the clear (the client is told them anyway): what
+/// lets a refusal say which header differs, once the signature proves them authentic.
+pub const SIGNED_CONTENT_TYPE_PARAM: &str = "X-Phoenix-Signed-Content-Type";
+pub const SIGNED_CONTENT_LENGTH_PARAM: &str = "X-Phoenix-Signed-Content-Length";
 
 /// Characters S3 leaves unencoded in notification keys, plus `/` which it keeps.
 const KEY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
@@ -69,6 +73,31 @@ pub enum PresignError {
     MissingParameters,
     #[error("Your proposed upload exceeds or falls short of the signed Content-Length")]
     BadContentLength,
+    /// The URL is intact but the request's headers are not the ones it was signed for (S3 says
+    /// `SignatureDoesNotMatch` and shows the request it computed; this names the headers).
+    #[error(
+        "The request signature we calculated does not match the signature you provided: {}",
+        describe_mismatches(.0)
+    )]
+    SignedHeadersDiffer(Vec<HeaderMismatch>),
+}
+
+/// A header of a presigned request that differs from the value its URL was signed for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderMismatch {
+    /// As HTTP spells it: `Content-Type`, `Content-Length`.
+    pub header: &'static str,
+    pub signed: String,
+    /// What the request sent, if anything.
+    pub received: Option<String>,
+}
+
+fn describe_mismatches(mismatches: &[HeaderMismatch]) -> String {
+    let each = mismatches.iter().map(|m| match &m.received {
+        Some(received) => format!("{} is {received:?} but the URL was signed for {:?}", m.header, m.signed),
+        None => format!("no {} was sent but the URL was signed for {:?}", m.header, m.signed),
+    });
+    each.collect::<Vec<_>>().join("; ")
 }
 
 impl PresignError {
@@ -76,7 +105,7 @@ impl PresignError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Expired | Self::MissingParameters => "AccessDenied",
-            Self::SignatureDoesNotMatch => "SignatureDoesNotMatch",
+            Self::SignatureDoesNotMatch | Self::SignedHeadersDiffer(_) => "SignatureDoesNotMatch",
             Self::BadContentLength => "BadDigest",
         }
     }
@@ -159,10 +188,18 @@ impl LocalObjectStore {
         if let Some(n) = content_length {
             headers.insert("Content-Length".to_owned(), n.to_string());
         }
+        let mut signed = String::new();
+        if !content_type.is_empty() {
+            let encoded = utf8_percent_encode(content_type, NON_ALPHANUMERIC);
+            signed.push_str(&format!("&{SIGNED_CONTENT_TYPE_PARAM}={encoded}"));
+        }
+        if let Some(n) = content_length {
+            signed.push_str(&format!("&{SIGNED_CONTENT_LENGTH_PARAM}={n}"));
+        }
         PresignedRequest {
             method: method.to_owned(),
             url: format!(
-                "{}{}?{EXPIRES_PARAM}={expires}&{SIGNATURE_PARAM}={signature}",
+                "{}{}?{EXPIRES_PARAM}={expires}{signed}&{SIGNATURE_PARAM}={signature}",
                 self.base_url,
                 Self::url_path(key)
             ),
@@ -188,11 +225,47 @@ impl LocalObjectStore {
         let expires: i64 = expires.parse().map_err(|_| PresignError::MissingParameters)?;
         let signature = hex::decode(signature).map_err(|_| PresignError::SignatureDoesNotMatch)?;
         let payload = Self::string_to_sign(method, key, content_type.unwrap_or_default(), content_length, expires);
-        self.mac(&payload).verify_slice(&signature).map_err(|_| PresignError::SignatureDoesNotMatch)?;
+        if self.mac(&payload).verify_slice(&signature).is_err() {
+            let differ =
+                self.headers_that_differ(method, key, query, content_type, content_length, expires, &signature);
+            return Err(differ.map_or(PresignError::SignatureDoesNotMatch, PresignError::SignedHeadersDiffer));
+        }
         if now.unix_timestamp() >= expires {
             return Err(PresignError::Expired);
         }
         Ok(())
+    }
+
+    /// When the URL's signature covers the header values it states (so the URL is intact), the
+    /// request's headers that differ from them; `None` when the URL itself was altered.
+    #[allow(clippy::too_many_arguments)]
+    fn headers_that_differ(
+        &self,
+        method: &str,
+        key: &ObjectKey,
+        query: &BTreeMap<String, String>,
+        content_type: Option<&str>,
+        content_length: Option<u64>,
+        expires: i64,
+        signature: &[u8],
+    ) -> Option<Vec<HeaderMismatch>> {
+        let signed_type = query.get(SIGNED_CONTENT_TYPE_PARAM).map(String::as_str).unwrap_or_default();
+        let signed_length = match query.get(SIGNED_CONTENT_LENGTH_PARAM) {
+            Some(n) => Some(n.parse::<u64>().ok()?),
+            None => None,
+        };
+        let payload = Self::string_to_sign(method, key, signed_type, signed_length, expires);
+        self.mac(&payload).verify_slice(signature).ok()?;
+        let mut differ = Vec::new();
+        if content_type.unwrap_or_default() != signed_type {
+            let received = content_type.map(str::to_owned);
+            differ.push(HeaderMismatch { header: "Content-Type", signed: signed_type.to_owned(), received });
+        }
+        if content_length != signed_length {
+            let (signed, received) = (signed_length.map(|n| n.to_string()), content_length.map(|n| n.to_string()));
+            differ.push(HeaderMismatch { header: "Content-Length", signed: signed.unwrap_or_default(), received });
+        }
+        (!differ.is_empty()).then_some(differ)
     }
 
     fn read_meta(&self, key: &ObjectKey) -> StoreResult<Meta> {
