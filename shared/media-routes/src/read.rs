@@ -18,7 +18,7 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, PartialSchema};
 
 use crate::state::MediaState;
-use crate::views::{BatchGetBody, BatchGetResult, MediaKeyView, MediaPage, MediaView};
+use crate::views::{BatchGetBody, BatchGetResult, ListItem, MediaKeyView, MediaPage, MediaView};
 
 /// One media in full: its metadata, derivatives' URLs, review, history and likely duplicates.
 #[utoipa::path(
@@ -112,13 +112,16 @@ fn list_fields(raw: &str) -> Result<Vec<String>, ApiError> {
         .collect()
 }
 
-/// A list item with only `fields` (and `media_id`), or whole.
-fn item(view: &MediaView, fields: Option<&[String]>) -> Result<serde_json::Value, ApiError> {
-    let mut value = serde_json::to_value(view).map_err(|e| ApiError::Unexpected(e.into()))?;
-    if let (Some(fields), serde_json::Value::Object(map)) = (fields, &mut value) {
-        map.retain(|name, _| name == "media_id" || fields.iter().any(|f| f == name));
+/// A list item with only `fields` (and `media_id`), or whole (serialised once, as it is).
+fn item(view: MediaView, fields: Option<&[String]>) -> Result<ListItem, ApiError> {
+    let Some(fields) = fields else { return Ok(ListItem::Whole(Box::new(view))) };
+    match serde_json::to_value(view).map_err(|e| ApiError::Unexpected(e.into()))? {
+        serde_json::Value::Object(mut map) => {
+            map.retain(|name, _| name == "media_id" || fields.iter().any(|f| f == name));
+            Ok(ListItem::Fields(map))
+        }
+        _ => Err(ApiError::Unexpected(anyhow::anyhow!("a media view is a JSON object"))),
     }
-    Ok(value)
 }
 
 pub(crate) fn instant(name: &str, raw: &str) -> Result<OffsetDateTime, ApiError> {
@@ -182,7 +185,7 @@ pub async fn list_media(
     let page = state.ports.metadata.list_media(&model, &query).await?;
     let mut items = Vec::with_capacity(page.items.len());
     for record in &page.items {
-        items.push(item(&render(&state, &caller, record).await?, fields.as_deref())?);
+        items.push(item(render(&state, &caller, record).await?, fields.as_deref())?);
     }
     Ok(Json(MediaPage { items, next_cursor: page.next_cursor }))
 }

@@ -473,11 +473,19 @@ pub struct BatchGetResult {
     pub missing: Vec<MediaKeyView>,
 }
 
+/// A list item: the media, or (with `fields`) only some of its fields.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ListItem {
+    Whole(Box<MediaView>),
+    Fields(serde_json::Map<String, serde_json::Value>),
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MediaPage {
     /// Whole media, or with `fields` only the fields named (and `media_id`).
     #[schema(value_type = Vec<MediaView>)]
-    pub items: Vec<serde_json::Value>,
+    pub items: Vec<ListItem>,
     /// Pass as `cursor` for the next page; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
