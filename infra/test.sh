@@ -3,18 +3,19 @@
 # it through the standard environment, and runs the workspace's tests. Extra arguments go to
 # `cargo test`, e.g. `infra/test.sh -p phoenix-storage --test conformance`; without -p/--package
 # every package of the workspace is tested. Missing build tools are installed first (require.sh),
-# and so is Chromium, which the browser test (tests/system/browser.rs) drives headless.
+# and so are Chromium, which the browser test (tests/system/browser.rs) drives headless, and curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 source infra/require.sh
+# curl: the walkthrough test pastes the server's printed walkthrough (curl commands) into bash.
 if [ -n "${PHOENIX_CHROMIUM:-}" ]; then
-  require_build_tools
+  require_build_tools curl
   [ -x "$PHOENIX_CHROMIUM" ] || { echo "PHOENIX_CHROMIUM=$PHOENIX_CHROMIUM is not an executable" >&2; exit 1; }
 else
   # The system's package (Debian's `chromium`), installed as root where missing; otherwise the
   # command to run is printed and the tests do not start.
-  require_build_tools chromium
+  require_build_tools chromium curl
   PHOENIX_CHROMIUM="$(command -v chromium)"
 fi
 export PHOENIX_CHROMIUM
