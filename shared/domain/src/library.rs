@@ -289,20 +289,10 @@ pub fn likely_duplicates(record: &MediaRecord, fingerprints: &[crate::ports::Fin
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::ModelId;
     use crate::media::{GalleryLink, Severity};
 
     fn record(status: MediaStatus) -> MediaRecord {
-        let now = OffsetDateTime::now_utc();
-        let mut r = MediaRecord::new_upload(
-            ModelId::parse("m1").unwrap(),
-            MediaId::new(),
-            "a.jpg".into(),
-            "image/jpeg".into(),
-            10,
-            now,
-            None,
-        );
+        let mut r = crate::media::fakes::uploaded_record();
         r.status = status;
         r
     }

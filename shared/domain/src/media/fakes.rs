@@ -119,10 +119,10 @@ impl Queue for Fakes {
     }
 }
 
-/// A processed media at version 1, ready for review and edits.
-pub fn processed_record() -> MediaRecord {
+/// A fresh upload of model `m1` at version 1, with no bytes yet.
+pub fn uploaded_record() -> MediaRecord {
     let now = OffsetDateTime::now_utc();
-    let mut record = MediaRecord::new_upload(
+    MediaRecord::new_upload(
         ModelId::parse("m1").unwrap(),
         MediaId::new(),
         "a.jpg".into(),
@@ -130,7 +130,12 @@ pub fn processed_record() -> MediaRecord {
         10,
         now,
         None,
-    );
+    )
+}
+
+/// A processed media at version 1, ready for review and edits.
+pub fn processed_record() -> MediaRecord {
+    let mut record = uploaded_record();
     record.status = crate::media::MediaStatus::PendingReview;
     record.source = Some(
         serde_json::from_value(serde_json::json!({
