@@ -25,7 +25,9 @@ async fn main() -> anyhow::Result<()> {
         model_id: Some(DEMO_MODEL.into()),
         exp,
     });
-    println!("{}", banner(&system.base_url, &system.data_dir.display().to_string(), &admin, &model, dev_secret));
+    // The folder as an absolute path: `infra/run.sh` runs from the repository, wherever it was typed.
+    let data = std::fs::canonicalize(&system.data_dir).unwrap_or_else(|_| system.data_dir.clone());
+    println!("{}", banner(&system.base_url, &data.display().to_string(), &admin, &model, dev_secret));
 
     tokio::signal::ctrl_c().await?;
     println!("stopping…");
