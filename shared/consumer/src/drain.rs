@@ -6,7 +6,8 @@ use std::time::Duration;
 use phoenix_domain::ports::{Queue, QueueName};
 use tokio::sync::watch;
 
-use crate::{MessageHandler, handle_sqs_batch, sqs_event};
+use crate::sqs::failed_messages;
+use crate::{MessageHandler, sqs_event};
 
 /// The most messages SQS hands over in one receive (and Lambda's default batch size).
 pub const DEFAULT_BATCH_SIZE: usize = 10;
@@ -31,7 +32,8 @@ impl Default for DrainSettings {
 /// Drains `name` into `handler` until `stop` turns true: batches of up to `batch_size` delivered
 /// as an `SqsEvent` through [`handle_sqs_batch`], successes deleted, reported failures made
 /// visible again sooner than the visibility timeout, with backoff (2 s on the first receive,
-/// doubling to at most 64 s), until the queue's redrive moves them to its dead-letter queue.
+/// doubling to at most 64 s; a [`crate::Failure::Later`] waits at least its time), until the
+/// queue's redrive moves them to its dead-letter queue.
 pub async fn drain<H: MessageHandler>(
     queue: Arc<dyn Queue>,
     name: QueueName,
@@ -58,14 +60,17 @@ pub async fn drain<H: MessageHandler>(
         if messages.is_empty() {
             continue;
         }
-        let response = handle_sqs_batch(handler.as_ref(), sqs_event(&messages), settings.concurrency).await;
+        let failed = failed_messages(handler.as_ref(), sqs_event(&messages), settings.concurrency).await;
         for m in &messages {
-            let failed = response.batch_item_failures.iter().any(|f| f.item_identifier == m.message_id);
-            let result = if failed {
-                let backoff = Duration::from_secs(1u64 << m.receive_count.min(6));
-                queue.change_visibility(&name, &m.receipt, backoff).await
-            } else {
-                queue.delete(&name, &m.receipt).await
+            let result = match failed.iter().find(|(id, _)| *id == m.message_id) {
+                Some((_, not_before)) => {
+                    // A message that cannot succeed before some time (a lease another delivery
+                    // holds) waits that long, so it does not spend its receives meanwhile.
+                    let backoff = Duration::from_secs(1u64 << m.receive_count.min(6));
+                    let delay = not_before.map_or(backoff, |after| after.max(backoff));
+                    queue.change_visibility(&name, &m.receipt, delay).await
+                }
+                None => queue.delete(&name, &m.receipt).await,
             };
             if let Err(e) = result {
                 tracing::warn!(error = %e, message_id = %m.message_id, "could not settle a message");
@@ -144,5 +149,48 @@ mod tests {
             "the success is not redelivered"
         );
         assert_eq!(queue.depth(&dlq).await.unwrap(), 0);
+    }
+
+    /// Fails its first delivery with a known time before which it cannot succeed.
+    struct BusyOnce;
+
+    #[async_trait]
+    impl MessageHandler for BusyOnce {
+        type Message = String;
+
+        fn decode(&self, body: &str) -> Result<String, Failure> {
+            Ok(body.to_owned())
+        }
+
+        async fn handle(&self, _: String, delivery: &Delivery) -> Result<(), Failure> {
+            if delivery.receive_count == 1 {
+                Err(Failure::Later { after: Duration::from_secs(30), reason: anyhow::anyhow!("leased elsewhere") })
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_that_cannot_succeed_yet_waits_its_time_not_the_backoff() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = QueueName("work");
+        let queue: Arc<dyn Queue> = Arc::new(
+            LocalQueue::open(
+                &dir.path().join("q.sqlite"),
+                vec![(name.clone(), QueueSettings { max_receive: 5, dead_letter: None })],
+            )
+            .unwrap(),
+        );
+        queue.send(&name, "m", Duration::ZERO).await.unwrap();
+        let (stop_tx, stop) = watch::channel(false);
+        let task = tokio::spawn(drain(queue.clone(), name.clone(), Arc::new(BusyOnce), DrainSettings::default(), stop));
+        // Past the first backoff (2 s), the message is still hidden: it waits the 30 s it was given.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        stop_tx.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task).await.expect("the drain stops").unwrap();
+        assert_eq!(queue.depth(&name).await.unwrap(), 1, "not acknowledged");
+        let visible = queue.receive(&name, 10, Duration::from_secs(1), Duration::ZERO).await.unwrap();
+        assert!(visible.is_empty(), "came back after the backoff instead of its time: {visible:?}");
     }
 }

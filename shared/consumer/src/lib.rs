@@ -21,6 +21,10 @@ pub enum Failure {
     /// Retrying the message as it is fails again: it cannot be decoded, or handling it hit a
     /// fault that needs a person. It ends in the dead-letter queue for inspection.
     Permanent(anyhow::Error),
+    /// Transient, and known not to succeed before `after` has passed (another delivery holds a
+    /// lease that long). The local drain hides the message that long; in AWS, SQS hides it for
+    /// the queue's visibility timeout, which must be at least as long as any such lease.
+    Later { after: std::time::Duration, reason: anyhow::Error },
 }
 
 impl Failure {
@@ -33,7 +37,7 @@ impl Failure {
     }
 
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Transient(_))
+        matches!(self, Self::Transient(_) | Self::Later { .. })
     }
 }
 
@@ -42,6 +46,7 @@ impl std::fmt::Display for Failure {
         match self {
             Self::Transient(e) => write!(f, "transient: {e:#}"),
             Self::Permanent(e) => write!(f, "permanent: {e:#}"),
+            Self::Later { after, reason } => write!(f, "transient, not before {}s: {reason:#}", after.as_secs()),
         }
     }
 }

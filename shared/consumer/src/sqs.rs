@@ -18,16 +18,11 @@ use crate::{Delivery, Failure, MessageHandler};
 /// where a permanent failure (an undecodable body included) ends, for inspection. Permanent
 /// failures are logged at error level, transient ones at warn.
 pub async fn handle_sqs_batch<H: MessageHandler>(handler: &H, event: SqsEvent, concurrency: usize) -> SqsBatchResponse {
-    let failed: Vec<String> = futures::stream::iter(event.records)
-        .map(|record| handle_record(handler, record))
-        .buffer_unordered(concurrency.max(1))
-        .filter_map(|failed| async move { failed })
-        .collect()
-        .await;
+    let failed = failed_messages(handler, event, concurrency).await;
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failed
         .into_iter()
-        .map(|id| {
+        .map(|(id, _)| {
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = id;
             failure
@@ -36,8 +31,26 @@ pub async fn handle_sqs_batch<H: MessageHandler>(handler: &H, event: SqsEvent, c
     response
 }
 
-/// `Some(message_id)` when the message failed.
-async fn handle_record<H: MessageHandler>(handler: &H, record: SqsMessage) -> Option<String> {
+/// The messages of `event` that failed, each with the time before which it cannot succeed when
+/// the handler knows one ([`Failure::Later`]); what [`handle_sqs_batch`] reports, in detail.
+pub(crate) async fn failed_messages<H: MessageHandler>(
+    handler: &H,
+    event: SqsEvent,
+    concurrency: usize,
+) -> Vec<(String, Option<std::time::Duration>)> {
+    futures::stream::iter(event.records)
+        .map(|record| handle_record(handler, record))
+        .buffer_unordered(concurrency.max(1))
+        .filter_map(|failed| async move { failed })
+        .collect()
+        .await
+}
+
+/// `Some((message_id, not before))` when the message failed.
+async fn handle_record<H: MessageHandler>(
+    handler: &H,
+    record: SqsMessage,
+) -> Option<(String, Option<std::time::Duration>)> {
     let delivery = Delivery {
         message_id: record.message_id.clone().unwrap_or_default(),
         receive_count: record.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()).unwrap_or(1),
@@ -47,7 +60,9 @@ async fn handle_record<H: MessageHandler>(handler: &H, record: SqsMessage) -> Op
         let body = record.body.as_deref().unwrap_or_default();
         // A body that does not decode never will, whatever the handler calls it.
         let message = handler.decode(body).map_err(|f| match f {
-            Failure::Transient(e) | Failure::Permanent(e) => Failure::Permanent(e.context("undecodable message")),
+            Failure::Transient(e) | Failure::Permanent(e) | Failure::Later { reason: e, .. } => {
+                Failure::Permanent(e.context("undecodable message"))
+            }
         })?;
         handler.handle(message, &delivery).await
     }
@@ -58,14 +73,22 @@ async fn handle_record<H: MessageHandler>(handler: &H, record: SqsMessage) -> Op
         Ok(()) => None,
         Err(Failure::Transient(e)) => {
             warn!(error = format!("{e:#}"), "transient failure: the message will be delivered again");
-            Some(delivery.message_id)
+            Some((delivery.message_id, None))
+        }
+        Err(Failure::Later { after, reason }) => {
+            warn!(
+                error = format!("{reason:#}"),
+                after_secs = after.as_secs(),
+                "not yet: the message will come back later"
+            );
+            Some((delivery.message_id, Some(after)))
         }
         Err(Failure::Permanent(e)) => {
             error!(
                 error = format!("{e:#}"),
                 "permanent failure: the message will be redelivered until the dead-letter queue takes it"
             );
-            Some(delivery.message_id)
+            Some((delivery.message_id, None))
         }
     }
 }

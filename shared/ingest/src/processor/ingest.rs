@@ -79,7 +79,7 @@ impl Processor {
         if let Some(etag) = event_etag {
             match arrival(&record, etag, holder, now) {
                 Arrival::Done => return Ok(Outcome::AlreadyProcessed),
-                Arrival::Busy { until } => return Err(busy(until)),
+                Arrival::Busy { until } => return Err(ProcessError::Busy(until)),
                 // Decided on what is stored now: the event may be older than the object.
                 Arrival::Process | Arrival::Refuse => {}
             }
@@ -92,7 +92,7 @@ impl Processor {
         };
         match arrival(&record, &head.etag, holder, now) {
             Arrival::Done => return Ok(Outcome::AlreadyProcessed),
-            Arrival::Busy { until } => return Err(busy(until)),
+            Arrival::Busy { until } => return Err(ProcessError::Busy(until)),
             Arrival::Refuse => return self.refuse(record, &head.etag).await,
             Arrival::Process if attempt.last => return self.give_up(record, attempt).await,
             Arrival::Process => {}
@@ -382,7 +382,7 @@ impl Processor {
             if let Some(claim) = record.claim.as_ref().filter(|_| record.status == MediaStatus::Processing)
                 && claim.excludes(attempt.message_id.as_deref(), OffsetDateTime::now_utc())
             {
-                return Err(busy(claim.until));
+                return Err(ProcessError::Busy(claim.until));
             }
         }
         Err(ProcessError::Transient(anyhow::anyhow!("the media record kept changing while giving up on it")))
@@ -407,12 +407,6 @@ impl Processor {
 /// Another delivery holds a live claim: a transient failure, so the message comes back later
 /// (SQS: after the visibility timeout, by which the claim has lapsed; locally: after the drain's
 /// backoff) and is never acknowledged as done.
-fn busy(until: OffsetDateTime) -> ProcessError {
-    ProcessError::Transient(anyhow::anyhow!(
-        "another delivery holds the claim on this original until {until}; the message comes back after it"
-    ))
-}
-
 /// Objects of `old` that `new` no longer uses.
 pub(super) fn superseded(old: &[Derivative], new: &[Derivative]) -> Vec<ObjectKey> {
     old.iter().map(|d| d.key.clone()).filter(|k| !new.iter().any(|d| &d.key == k)).collect()

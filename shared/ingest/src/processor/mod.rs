@@ -51,6 +51,9 @@ pub enum ProcessError {
     /// Worth retrying: a store was unavailable or another writer raced us.
     #[error("transient: {0:#}")]
     Transient(anyhow::Error),
+    /// Another delivery holds the claim on this original until then: retry after it.
+    #[error("another delivery holds the claim on this original until {0}; the message comes back after it")]
+    Busy(time::OffsetDateTime),
     /// Retrying will not help: a store refused the request or failed on our side, a key could
     /// not be built, an original that rendered before no longer does.
     #[error("permanent: {0:#}")]
@@ -71,6 +74,12 @@ impl From<ProcessError> for Failure {
     fn from(e: ProcessError) -> Self {
         match e {
             ProcessError::Transient(e) => Failure::Transient(e),
+            busy @ ProcessError::Busy(until) => {
+                let left = (until - time::OffsetDateTime::now_utc()).max(time::Duration::ZERO);
+                // A second past the lease, so the claim has surely lapsed when it comes back.
+                let after = std::time::Duration::from_secs(left.whole_seconds().unsigned_abs() + 1);
+                Failure::Later { after, reason: busy.into() }
+            }
             ProcessError::Permanent(e) => Failure::Permanent(e),
             malformed @ ProcessError::Malformed(_) => Failure::Permanent(malformed.into()),
         }
@@ -208,6 +217,19 @@ fn ms(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_live_claim_elsewhere_sends_the_message_back_after_the_lease() {
+        let until = time::OffsetDateTime::now_utc() + time::Duration::seconds(40);
+        match Failure::from(ProcessError::Busy(until)) {
+            Failure::Later { after, .. } => assert!((40..=41).contains(&after.as_secs()), "{after:?}"),
+            other => panic!("not a retry after the lease: {other}"),
+        }
+        let lapsed = time::OffsetDateTime::now_utc() - time::Duration::seconds(5);
+        assert!(
+            matches!(Failure::from(ProcessError::Busy(lapsed)), Failure::Later { after, .. } if after.as_secs() <= 1)
+        );
+    }
 
     #[test]
     fn only_an_unavailable_store_is_worth_a_retry() {
