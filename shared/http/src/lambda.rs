@@ -4,6 +4,18 @@
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
 
+/// What [`route_path`] removed from the front of a request's path (`/prod`, `/media`): the
+/// routes' own URLs (`Location`) put it back so that clients can follow them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathPrefix(pub String);
+
+impl PathPrefix {
+    /// `path` (a route's absolute path) as the client must request it.
+    pub fn url(prefix: Option<&Self>, path: &str) -> String {
+        format!("{}{path}", prefix.map(|p| p.0.as_str()).unwrap_or_default())
+    }
+}
+
 /// Removes what API Gateway puts in front of the routes: a named stage (never `$default`), then
 /// `base_path` (an API mapping key of a custom domain, e.g. `media`), when the path starts with them.
 pub fn route_path(mut request: Request, base_path: Option<&str>) -> Request {
@@ -24,6 +36,9 @@ pub fn route_path(mut request: Request, base_path: Option<&str>) -> Request {
         path = "/".to_owned();
     }
     if path != request.uri().path() {
+        let original = request.uri().path();
+        let removed = original.strip_suffix(path.as_str()).unwrap_or_default().to_owned();
+        request.extensions_mut().insert(PathPrefix(removed));
         let path_and_query = match request.uri().query() {
             Some(query) => format!("{path}?{query}"),
             None => path,

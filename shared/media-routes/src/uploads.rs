@@ -2,11 +2,12 @@
 //! fresh presigned PUT for a media whose bytes never came.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use phoenix_domain::media::{UploadRequest, create_upload as create, renew_upload as renew};
 use phoenix_domain::{MediaId, ModelId};
+use phoenix_http::lambda::PathPrefix;
 use phoenix_http::openapi::{AuthenticatedErrors, ModelScopedErrors};
 use phoenix_http::{ApiError, ApiJson, ApiPath, Caller, ErrorBody, MediaPath, ModelPath};
 use time::OffsetDateTime;
@@ -15,9 +16,10 @@ use tracing::Instrument;
 use crate::state::MediaState;
 use crate::views::{CreateUploadBody, UploadCreated};
 
-/// The media's own URL (absolute path), for `Location`.
-fn media_location(model: &ModelId, media: &MediaId) -> Result<HeaderValue, ApiError> {
-    HeaderValue::try_from(format!("/v1/models/{model}/media/{media}"))
+/// The media's own URL (absolute path, with whatever API Gateway's stage or mapping put in front
+/// of the routes), for `Location`.
+fn media_location(prefix: Option<&PathPrefix>, model: &ModelId, media: &MediaId) -> Result<HeaderValue, ApiError> {
+    HeaderValue::try_from(PathPrefix::url(prefix, &format!("/v1/models/{model}/media/{media}")))
         .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("a media URL is not a header value: {e}")))
 }
 
@@ -41,6 +43,7 @@ fn media_location(model: &ModelId, media: &MediaId) -> Result<HeaderValue, ApiEr
 pub async fn create_upload(
     State(state): State<MediaState>,
     caller: Caller,
+    prefix: Option<Extension<PathPrefix>>,
     ApiPath(path): ApiPath<ModelPath>,
     ApiJson(body): ApiJson<CreateUploadBody>,
 ) -> Result<Response, ApiError> {
@@ -60,7 +63,7 @@ pub async fn create_upload(
     .instrument(span)
     .await?;
     tracing::info!(model_id = %model, media_id = %record.media_id, "upload created");
-    let location = media_location(&model, &record.media_id)?;
+    let location = media_location(prefix.as_ref().map(|p| &p.0), &model, &record.media_id)?;
     let created = UploadCreated {
         media_id: record.media_id.to_string(),
         status: record.status.as_str().to_owned(),
