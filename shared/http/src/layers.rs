@@ -109,9 +109,16 @@ mod tests {
         )
     }
 
+    /// Tests that go through `finish` take turns: tracing caches per call site whether anyone
+    /// listens, and a request on another test thread (no subscriber there) could otherwise
+    /// settle that for the span under test while this thread's subscriber is being set.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     async fn span_of(method: &str, uri: &str) -> BTreeMap<String, String> {
+        let _turn = ONE_AT_A_TIME.lock().await;
         let spans = Spans::default();
         let _guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(spans.clone()));
+        tracing::callsite::rebuild_interest_cache();
         let request = Request::builder().method(method).uri(uri).body(Body::empty()).unwrap();
         app().oneshot(request).await.unwrap();
         let mut all = spans.0.lock().unwrap().clone();
@@ -137,6 +144,7 @@ mod tests {
 
     #[tokio::test]
     async fn responses_are_compressed_when_the_client_accepts_it() {
+        let _turn = ONE_AT_A_TIME.lock().await;
         let big = "x".repeat(4096);
         let app = finish(Router::new().route("/big", get(move || async move { big })));
         for (accept, expected) in [(Some("gzip"), Some("gzip")), (Some("br"), Some("br")), (None, None)] {
