@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use phoenix_domain::{GalleryId, GalleryLink, MediaId, ModelId, ObjectKey, StoreError};
+use phoenix_domain::{GalleryId, GalleryLink, MediaId, ModelId, StoreError};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -492,7 +492,10 @@ async fn a_deleted_media_is_gone_at_once_and_its_objects_are_purged() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let (model, id) = (ModelId::parse("model-d").unwrap(), MediaId::parse(&media).unwrap());
-    assert!(matches!(app.system.objects.head(&ObjectKey::original(&model, &id)).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        app.system.objects.head(&phoenix_domain::keys::original(&model, &id)).await,
+        Err(StoreError::NotFound)
+    ));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while app.system.metadata.get_tombstone(&model, &id).await.unwrap().is_some() {
         assert!(tokio::time::Instant::now() < deadline, "the tombstone outlived the purge");

@@ -157,16 +157,6 @@ impl ObjectKey {
         debug_assert!(Self::parse(&raw).is_ok(), "{raw}");
         Self(raw)
     }
-
-    /// Where an uploaded original lives ([`crate::keys::original`]).
-    pub fn original(model: &ModelId, media: &MediaId) -> Self {
-        crate::keys::original(model, media)
-    }
-
-    /// Parses `originals/{model_id}/{media_id}` back into its ids ([`crate::keys::parse_original`]).
-    pub fn parse_original(&self) -> Option<(ModelId, MediaId)> {
-        crate::keys::parse_original(self)
-    }
 }
 
 fn is_label_char(c: char) -> bool {
@@ -316,8 +306,8 @@ mod tests {
         }
         let model = ModelId::parse("m1").unwrap();
         let media = MediaId::new();
-        let key = ObjectKey::original(&model, &media);
-        assert_eq!(key.parse_original(), Some((model, media)));
-        assert_eq!(ObjectKey::parse("derived/m1/x.jpg").unwrap().parse_original(), None);
+        let key = crate::keys::original(&model, &media);
+        assert_eq!(crate::keys::parse_original(&key), Some((model, media)));
+        assert_eq!(crate::keys::parse_original(&ObjectKey::parse("derived/m1/x.jpg").unwrap()), None);
     }
 }

@@ -316,7 +316,7 @@ impl MediaRecord {
         now: OffsetDateTime,
         expires_at: Option<OffsetDateTime>,
     ) -> Self {
-        let original_key = ObjectKey::original(&model_id, &media_id);
+        let original_key = crate::keys::original(&model_id, &media_id);
         Self {
             model_id,
             media_id,
