@@ -91,12 +91,14 @@ pub struct ListParams {
 
 /// The fields a list item may be cut down to: the media's own, as documented.
 fn list_fields(raw: &str) -> Result<Vec<String>, ApiError> {
-    let known: Vec<String> = match MediaView::schema() {
+    // The documented fields, read off the view's schema once, not per request.
+    static KNOWN: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| match MediaView::schema() {
         utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(object)) => {
             object.properties.keys().cloned().collect()
         }
         _ => Vec::new(),
-    };
+    });
+    let known = &*KNOWN;
     raw.split(',')
         .map(|name| {
             let name = name.trim();
