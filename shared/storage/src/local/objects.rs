@@ -226,46 +226,22 @@ impl LocalObjectStore {
         let signature = hex::decode(signature).map_err(|_| PresignError::SignatureDoesNotMatch)?;
         let payload = Self::string_to_sign(method, key, content_type.unwrap_or_default(), content_length, expires);
         if self.mac(&payload).verify_slice(&signature).is_err() {
-            let differ =
-                self.headers_that_differ(method, key, query, content_type, content_length, expires, &signature);
+            // Name the headers that differ only when the signature covers the values the URL
+            // states (the URL is intact); an altered URL gets the plain refusal.
+            let differ = Stated::from_query(query)
+                .filter(|stated| {
+                    let signed =
+                        Self::string_to_sign(method, key, &stated.content_type, stated.content_length, expires);
+                    self.mac(&signed).verify_slice(&signature).is_ok()
+                })
+                .map(|stated| stated.differences(content_type, content_length))
+                .filter(|differ| !differ.is_empty());
             return Err(differ.map_or(PresignError::SignatureDoesNotMatch, PresignError::SignedHeadersDiffer));
         }
         if now.unix_timestamp() >= expires {
             return Err(PresignError::Expired);
         }
         Ok(())
-    }
-
-    /// When the URL's signature covers the header values it states (so the URL is intact), the
-    /// request's headers that differ from them; `None` when the URL itself was altered.
-    #[allow(clippy::too_many_arguments)]
-    fn headers_that_differ(
-        &self,
-        method: &str,
-        key: &ObjectKey,
-        query: &BTreeMap<String, String>,
-        content_type: Option<&str>,
-        content_length: Option<u64>,
-        expires: i64,
-        signature: &[u8],
-    ) -> Option<Vec<HeaderMismatch>> {
-        let signed_type = query.get(SIGNED_CONTENT_TYPE_PARAM).map(String::as_str).unwrap_or_default();
-        let signed_length = match query.get(SIGNED_CONTENT_LENGTH_PARAM) {
-            Some(n) => Some(n.parse::<u64>().ok()?),
-            None => None,
-        };
-        let payload = Self::string_to_sign(method, key, signed_type, signed_length, expires);
-        self.mac(&payload).verify_slice(signature).ok()?;
-        let mut differ = Vec::new();
-        if content_type.unwrap_or_default() != signed_type {
-            let received = content_type.map(str::to_owned);
-            differ.push(HeaderMismatch { header: "Content-Type", signed: signed_type.to_owned(), received });
-        }
-        if content_length != signed_length {
-            let (signed, received) = (signed_length.map(|n| n.to_string()), content_length.map(|n| n.to_string()));
-            differ.push(HeaderMismatch { header: "Content-Length", signed: signed.unwrap_or_default(), received });
-        }
-        (!differ.is_empty()).then_some(differ)
     }
 
     fn read_meta(&self, key: &ObjectKey) -> StoreResult<Meta> {
@@ -451,6 +427,38 @@ impl Presigner for LocalObjectStore {
 
     async fn presign_get(&self, key: &ObjectKey, expires_in: Duration) -> StoreResult<PresignedRequest> {
         Ok(self.presign("GET", key, "", None, expires_in))
+    }
+}
+
+/// The header values a presigned URL states it was signed for.
+struct Stated {
+    content_type: String,
+    content_length: Option<u64>,
+}
+
+impl Stated {
+    fn from_query(query: &BTreeMap<String, String>) -> Option<Self> {
+        let content_type = query.get(SIGNED_CONTENT_TYPE_PARAM).cloned().unwrap_or_default();
+        let content_length = match query.get(SIGNED_CONTENT_LENGTH_PARAM) {
+            Some(n) => Some(n.parse::<u64>().ok()?),
+            None => None,
+        };
+        Some(Self { content_type, content_length })
+    }
+
+    /// The request's headers that differ from the stated values.
+    fn differences(&self, content_type: Option<&str>, content_length: Option<u64>) -> Vec<HeaderMismatch> {
+        let mut differ = Vec::new();
+        if content_type.unwrap_or_default() != self.content_type {
+            let received = content_type.map(str::to_owned);
+            differ.push(HeaderMismatch { header: "Content-Type", signed: self.content_type.clone(), received });
+        }
+        if content_length != self.content_length {
+            let (signed, received) =
+                (self.content_length.map(|n| n.to_string()), content_length.map(|n| n.to_string()));
+            differ.push(HeaderMismatch { header: "Content-Length", signed: signed.unwrap_or_default(), received });
+        }
+        differ
     }
 }
 
