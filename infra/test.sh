@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: starts a moto server (S3, DynamoDB, SQS) on a free port, points the AWS SDK at
+# The test command: starts a moto server (S3, DynamoDB, SQS, EventBridge, Lambda) on a free port, points the AWS SDK at
 # it through the standard environment, and runs the workspace's tests. Extra arguments go to
 # `cargo test`, e.g. `infra/test.sh -p phoenix-storage --test conformance`; without -p/--package
 # every package of the workspace is tested. Missing build tools are installed first (require.sh),
@@ -22,10 +22,13 @@ export PHOENIX_CHROMIUM
 echo "==> browser tests use $PHOENIX_CHROMIUM" >&2
 
 VENV="$ROOT/.venv-moto"
-if [ ! -x "$VENV/bin/moto_server" ]; then
+# What the emulator needs; a venv made for another list is brought up to date.
+MOTO_REQUIREMENTS=("moto[s3,sqs,dynamodb,events,awslambda]==5.2.5" flask flask-cors)
+if [ ! -x "$VENV/bin/moto_server" ] || [ "$(cat "$VENV/.requirements" 2>/dev/null)" != "${MOTO_REQUIREMENTS[*]}" ]; then
   echo "==> installing moto into $VENV" >&2
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check "moto[s3,sqs,dynamodb]==5.2.5" flask flask-cors
+  "$VENV/bin/pip" install -q --disable-pip-version-check "${MOTO_REQUIREMENTS[@]}"
+  echo "${MOTO_REQUIREMENTS[*]}" >"$VENV/.requirements"
 fi
 
 PORT="$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"

@@ -34,6 +34,8 @@ const LEASE_SECS: u64 = 10;
 /// plus processing, with room for a slow machine.
 const RECOVERY: Duration = Duration::from_secs(150);
 const MODEL: &str = "model-crash";
+/// The job lease in the child: the reaper re-queues a killed worker's job this long after.
+const JOB_LEASE_SECS: u64 = 4;
 const PHOTOS: [&str; 5] =
     ["landscape-20mp.jpg", "progressive-13mp.jpg", "macro-13mp.jpg", "portrait-10mp.jpg", "cmyk.jpg"];
 
@@ -73,6 +75,11 @@ impl Server {
             .env("PHOENIX_ADDR", "127.0.0.1:0")
             .env("PHOENIX_JWT_SECRET", SECRET)
             .env("PHOENIX_PROCESSING_LEASE_SECS", LEASE_SECS.to_string())
+            // Jobs: a short lease and a fast reaper, so a killed worker's job is found soon; the
+            // fault plans' stall keeps a job running long enough to be killed mid-way.
+            .env("PHOENIX_JOB_LEASE_SECS", JOB_LEASE_SECS.to_string())
+            .env("PHOENIX_REAPER_INTERVAL_SECS", "1")
+            .env("PHOENIX_FAULT_INJECTION", "true")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -120,6 +127,82 @@ fn token() -> String {
     let AuthMode::LocalJwt(keys) = AuthMode::local(SECRET.as_bytes()) else { unreachable!("a local key") };
     DevClaims { sub: "crash-tester".into(), groups: vec!["model".into()], model_id: Some(MODEL.into()), exp: exp() }
         .sign(&keys)
+}
+
+fn admin_token() -> String {
+    let AuthMode::LocalJwt(keys) = AuthMode::local(SECRET.as_bytes()) else { unreachable!("a local key") };
+    DevClaims { sub: "crash-admin".into(), groups: vec!["admin".into()], model_id: None, exp: exp() }.sign(&keys)
+}
+
+async fn get_json(client: &reqwest::Client, url: String, token: &str) -> Value {
+    let response = client.get(url).bearer_auth(token).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// A worker killed while it runs a job (SIGKILL, lease held): after the restart the reaper finds
+/// the lapsed lease and re-queues the job, which then finishes — exactly once: one new version,
+/// and the killed delivery's message, when it comes back, does nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_job_is_reaped_and_the_job_finishes_exactly_once() {
+    let data = tempfile::tempdir().unwrap();
+    let (client, token) = (reqwest::Client::new(), token());
+    let server = Server::start(data.path());
+    let media = upload(&client, &server, &token, "grayscale.jpg").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while statuses(&client, &server, &token, std::slice::from_ref(&media)).await != ["pending_review"] {
+        assert!(tokio::time::Instant::now() < deadline, "the upload was not processed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let body = json!({
+        "operation": "rotate", "params": {"degrees": 90},
+        "target": {"model_id": MODEL, "media_id": media}, "fault": {"stall_ms": 3000},
+    });
+    let submitted =
+        client.post(format!("{}/v1/jobs", server.url)).bearer_auth(&token).json(&body).send().await.unwrap();
+    assert_eq!(submitted.status(), 202, "{}", submitted.text().await.unwrap());
+    let job: Value = submitted.json().await.unwrap();
+    let id = job["job_id"].as_str().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while get_json(&client, format!("{}/v1/jobs/{id}", server.url), &token).await["status"] != "running" {
+        assert!(tokio::time::Instant::now() < deadline, "the job never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill9();
+
+    let server = Server::start(data.path());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        let job = get_json(&client, format!("{}/v1/jobs/{id}", server.url), &token).await;
+        if job["status"] == "succeeded" || job["status"] == "failed" {
+            break job;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the killed job was not finished: {job}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let attempts = job["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{job}");
+    assert!(attempts[0]["error"].as_str().unwrap().contains("lease"), "{job}");
+    // The killed delivery's message comes back after its visibility timeout (6 leases) and finds
+    // the job done: the lane drains with no further attempt.
+    let admin = admin_token();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let stats = get_json(&client, format!("{}/v1/queues/stats", server.url), &admin).await;
+        let normal = stats["lanes"].as_array().unwrap().iter().find(|l| l["lane"] == "normal").unwrap().clone();
+        if normal["visible"] == 0 && normal["in_flight"] == 0 && normal["delayed"] == 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the lane never drained: {stats}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let job = get_json(&client, format!("{}/v1/jobs/{id}", server.url), &token).await;
+    assert_eq!(job["attempts"].as_array().unwrap().len(), 2, "no work after the job ended: {job}");
+    let record = get_json(&client, format!("{}/v1/models/{MODEL}/media/{media}", server.url), &token).await;
+    assert_eq!(record["image_version"], 2, "one new version: {record}");
+    let versions = get_json(&client, format!("{}/v1/models/{MODEL}/media/{media}/versions", server.url), &token).await;
+    assert_eq!(versions["items"].as_array().unwrap().len(), 2, "{versions}");
 }
 
 /// Creates an upload and PUTs the photo through its presigned URL; returns the media id.

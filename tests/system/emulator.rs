@@ -135,8 +135,16 @@ async fn upload_flow_on_the_aws_adapters() {
         limits: Limits::default(),
         links: DerivativeLinks::Presigned(Duration::from_secs(600)),
         purge_delay: Duration::ZERO,
+        jobs: phoenix_api::JobSettings::default(),
     };
-    let ports = Ports { objects: objects.clone(), metadata: metadata.clone(), queue: queue.clone() };
+    let lanes_dir = tempfile::tempdir().unwrap();
+    let ports = Ports {
+        objects: objects.clone(),
+        metadata: metadata.clone(),
+        queue: queue.clone(),
+        events: Arc::new(phoenix_storage::local::RecordingEventBus::in_memory()),
+        lanes: Arc::new(phoenix_storage::local::LocalLanes::open(&lanes_dir.path().join("lanes.sqlite")).unwrap()),
+    };
     let router = phoenix_api::build(config, ports, AuthMode::ApiGateway);
     let processor = phoenix_ingest::build(phoenix_ingest::Config::default(), objects.clone(), metadata.clone());
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use phoenix_api::DevClaims;
 use phoenix_domain::Limits;
+use phoenix_domain::jobs::{Backoff, JobSettings, Lane};
 use phoenix_local::{LocalConfig, RunningSystem};
 use serde_json::{Value, json};
 
@@ -35,17 +36,38 @@ pub async fn spawn_in(dir: &Path, limits: Limits) -> TestApp {
     spawn_with_config(test_config(dir, limits)).await
 }
 
+/// Job settings for tests: fault injection on, three attempts, short backoffs.
+pub fn test_job_settings() -> JobSettings {
+    JobSettings {
+        max_attempts: 3,
+        lease: Duration::from_secs(10),
+        backoff: Backoff { base: Duration::from_millis(200), max: Duration::from_secs(2) },
+        fault_injection: true,
+        ..JobSettings::default()
+    }
+}
+
 pub fn test_config(dir: &Path, limits: Limits) -> LocalConfig {
+    let ingest =
+        phoenix_ingest::Config { limits: limits.clone(), max_receives: 3, ..phoenix_ingest::Config::default() };
     LocalConfig {
         data_dir: dir.to_owned(),
         addr: "127.0.0.1:0".parse().unwrap(),
         jwt_secret: "test-secret".into(),
         api: phoenix_api::Config {
-            limits: limits.clone(),
+            limits,
             purge_delay: std::time::Duration::from_secs(1),
+            jobs: test_job_settings(),
             ..phoenix_api::Config::default()
         },
-        ingest: phoenix_ingest::Config { limits, max_receives: 3, ..phoenix_ingest::Config::default() },
+        worker: phoenix_image_worker::WorkerConfig {
+            imaging: ingest.clone(),
+            jobs: test_job_settings(),
+            cpu_permits: 1,
+        },
+        ingest,
+        lane_concurrency: [(Lane::High, 2), (Lane::Normal, 2)],
+        reaper_interval: Duration::from_secs(1),
         cors_origin: Default::default(),
     }
 }
@@ -140,6 +162,74 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+impl TestApp {
+    /// `POST /v1/jobs` with `body`, under `key` when given.
+    pub async fn submit_job(&self, token: &str, body: &Value, key: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.post(format!("{}/v1/jobs", self.url)).bearer_auth(token).json(body);
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        request.send().await.expect("request")
+    }
+
+    /// Submits and expects 202; returns the job.
+    pub async fn submit_ok(&self, token: &str, body: &Value) -> Value {
+        let response = self.submit_job(token, body, None).await;
+        assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
+        response.json().await.unwrap()
+    }
+
+    pub async fn job(&self, token: &str, id: &str) -> Value {
+        let response =
+            self.client.get(format!("{}/v1/jobs/{id}", self.url)).bearer_auth(token).send().await.expect("request");
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+        response.json().await.unwrap()
+    }
+
+    /// Polls a job until it ends (succeeded, failed, cancelled); returns it.
+    pub async fn wait_job(&self, token: &str, id: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+        loop {
+            let job = self.job(token, id).await;
+            if matches!(job["status"].as_str(), Some("succeeded" | "failed" | "cancelled")) {
+                return job;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "job {id} has not ended after 180 s: {job}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Uploads a photo from the test data and waits until it is processed; returns the record.
+    pub async fn processed_photo(&self, token: &str, model: &str, photo: &str) -> Value {
+        let bytes = std::fs::read(testdata(&format!("photos/{photo}"))).unwrap();
+        let content_type = if photo.ends_with(".png") { "image/png" } else { "image/jpeg" };
+        let media = self.upload(token, model, bytes, content_type).await;
+        let record = self.wait_processed(token, model, &media).await;
+        assert_eq!(record["status"], "pending_review", "{record}");
+        record
+    }
+
+    /// The bytes at a URL.
+    pub async fn fetch(&self, url: &str) -> Vec<u8> {
+        let response = self.client.get(url).send().await.expect("request");
+        assert_eq!(response.status(), 200, "GET {url}");
+        response.bytes().await.unwrap().to_vec()
+    }
+}
+
+/// The URL of a record's (or a version's) derivative of `preset` in `format`.
+pub fn derivative_url(record: &Value, preset: &str, format: &str) -> String {
+    record["derivatives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["preset"] == preset && d["format"] == format)
+        .unwrap_or_else(|| panic!("no {preset} {format} derivative in {record}"))["url"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 /// Asserts the standard error body and returns its code.

@@ -147,7 +147,10 @@ async fn a_page_on_another_origin_gets_the_cors_answers_of_api_gateway_and_the_b
         .unwrap();
     assert_eq!(created.status(), 201);
     assert_eq!(header(&created, ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(), Some("*"));
-    assert_eq!(listed(&created, ACCESS_CONTROL_EXPOSE_HEADERS), ["etag", "location"]);
+    assert_eq!(
+        listed(&created, ACCESS_CONTROL_EXPOSE_HEADERS),
+        ["etag", "location", "idempotent-replayed", "retry-after"]
+    );
     let created: Value = created.json().await.unwrap();
 
     // The presigned PUT: preflighted for its Content-Type, its ETag readable.

@@ -38,9 +38,10 @@ async fn the_printed_walkthrough_works_pasted_from_any_folder() {
     assert!(stderr.is_empty(), "{stderr}");
 }
 
-/// The `curl` examples of docs/api.md, pasted after the walkthrough (whose variables they use):
-/// each answers without an error. `upload-url` is left out: it is for media still `uploading`,
-/// and the walkthrough's photo has been processed.
+/// The `curl` examples of docs/api.md (its `sh` blocks), pasted after the walkthrough (whose
+/// variables they use), in order: each answers without an error. `upload-url` is left out: it is
+/// for media still `uploading`, and the walkthrough's photo has been processed. Examples that need
+/// things of the reader's own (a logo file, a failed job) are `shell` blocks, shown but not run.
 #[tokio::test]
 async fn the_api_examples_work_after_the_walkthrough() {
     let app = spawn_app().await;

@@ -10,11 +10,15 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use phoenix_api::{AuthMode, DerivativeLinks, DevClaims, Ports};
-use phoenix_consumer::DrainSettings;
+use phoenix_consumer::{DrainSettings, PauseSwitch};
 use phoenix_domain::config::env_or;
+use phoenix_domain::jobs::Lane;
+use phoenix_domain::ports::LaneControl;
 use phoenix_domain::{MetadataStore, ObjectStore, Queue, QueueName, keys};
 use phoenix_http::cors::{AllowedOrigin, CorsPolicy};
-use phoenix_storage::local::{LocalMetadataStore, LocalObjectStore, LocalQueue, Notification, QueueSettings};
+use phoenix_storage::local::{
+    LocalLanes, LocalMetadataStore, LocalObjectStore, LocalQueue, Notification, QueueSettings, RecordingEventBus,
+};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -34,6 +38,15 @@ pub struct LocalConfig {
     pub api: phoenix_api::Config,
     /// The processor's configuration, as its Lambda reads it.
     pub ingest: phoenix_ingest::Config,
+    /// The image worker's configuration, as its Lambda reads it.
+    pub worker: phoenix_image_worker::WorkerConfig,
+    /// Jobs of each lane run at once, as the template's `MaximumConcurrency`
+    /// (`PHOENIX_JOBS_HIGH_CONCURRENCY`, default 5; `PHOENIX_JOBS_NORMAL_CONCURRENCY`, default 3).
+    /// Image work itself is bounded further by the worker's CPU permits, so uploads keep a core.
+    pub lane_concurrency: [(Lane, usize); 2],
+    /// How often the reaper sweeps (`PHOENIX_REAPER_INTERVAL_SECS`, default 15; the template's
+    /// schedule runs every minute).
+    pub reaper_interval: std::time::Duration,
     /// The page origin the API and the object endpoint allow, as the template's `AllowedOrigin`
     /// does in AWS (`PHOENIX_CORS_ORIGIN`; any origin by default, as the template's default).
     pub cors_origin: AllowedOrigin,
@@ -49,6 +62,12 @@ impl LocalConfig {
             jwt_secret: env_or("PHOENIX_JWT_SECRET", DEV_JWT_SECRET.to_owned())?,
             api: phoenix_api::Config::from_env()?,
             ingest: phoenix_ingest::Config::from_env()?,
+            worker: phoenix_image_worker::WorkerConfig::from_env()?,
+            lane_concurrency: [
+                (Lane::High, env_or("PHOENIX_JOBS_HIGH_CONCURRENCY", 5)?),
+                (Lane::Normal, env_or("PHOENIX_JOBS_NORMAL_CONCURRENCY", 3)?),
+            ],
+            reaper_interval: std::time::Duration::from_secs(env_or("PHOENIX_REAPER_INTERVAL_SECS", 15)?),
             cors_origin: AllowedOrigin::from_env()?,
         })
     }
@@ -114,6 +133,9 @@ pub struct RunningSystem {
     pub metadata: Arc<dyn MetadataStore>,
     pub objects: Arc<dyn ObjectStore>,
     pub queue: Arc<dyn Queue>,
+    /// Every lifecycle event published (also appended to `events.jsonl` in the data folder).
+    pub events: Arc<RecordingEventBus>,
+    pub lanes: Arc<dyn LaneControl>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -143,16 +165,25 @@ pub async fn spawn(config: LocalConfig) -> anyhow::Result<RunningSystem> {
     let addr = listener.local_addr()?;
     let base_url = format!("http://{addr}");
 
-    let queue = Arc::new(LocalQueue::open(
-        &config.data_dir.join("queues.sqlite"),
-        vec![
-            (
-                QueueName::INGEST,
-                QueueSettings { max_receive: config.ingest.max_receives, dead_letter: Some(QueueName::INGEST_DLQ) },
-            ),
-            (QueueName::INGEST_DLQ, QueueSettings { max_receive: u32::MAX, dead_letter: None }),
-        ],
-    )?);
+    let dead_letter = QueueSettings { max_receive: u32::MAX, dead_letter: None };
+    let mut queues = vec![
+        (
+            QueueName::INGEST,
+            QueueSettings { max_receive: config.ingest.max_receives, dead_letter: Some(QueueName::INGEST_DLQ) },
+        ),
+        (QueueName::INGEST_DLQ, dead_letter.clone()),
+    ];
+    for lane in Lane::ALL {
+        // As the template's RedrivePolicy: a job's message is received at most its attempts.
+        let settings =
+            QueueSettings { max_receive: config.worker.jobs.max_attempts, dead_letter: Some(lane.dead_letter_queue()) };
+        queues.push((lane.queue(), settings));
+        queues.push((lane.dead_letter_queue(), dead_letter.clone()));
+    }
+    let queues_path = config.data_dir.join("queues.sqlite");
+    let queue = Arc::new(LocalQueue::open(&queues_path, queues)?);
+    let lanes: Arc<dyn LaneControl> = Arc::new(LocalLanes::open(&queues_path)?);
+    let events = Arc::new(RecordingEventBus::open(&config.data_dir.join("events.jsonl"))?);
     let metadata: Arc<dyn MetadataStore> =
         Arc::new(LocalMetadataStore::open(&config.data_dir.join("metadata.sqlite"))?);
     let object_store = LocalObjectStore::open(
@@ -168,7 +199,13 @@ pub async fn spawn(config: LocalConfig) -> anyhow::Result<RunningSystem> {
     let objects: Arc<dyn ObjectStore> = Arc::new(object_store.clone());
 
     let auth = AuthMode::local(config.jwt_secret.as_bytes());
-    let ports = Ports { objects: objects.clone(), metadata: metadata.clone(), queue: queue.clone() };
+    let ports = Ports {
+        objects: objects.clone(),
+        metadata: metadata.clone(),
+        queue: queue.clone(),
+        events: events.clone(),
+        lanes: lanes.clone(),
+    };
     let api = phoenix_api::Config { links: DerivativeLinks::PublicBase(base_url.clone()), ..config.api };
     let max_upload_bytes = api.limits.max_upload_bytes;
     // API Gateway answers CORS for the API in AWS, so the API itself does not: the local server
@@ -181,6 +218,15 @@ pub async fn spawn(config: LocalConfig) -> anyhow::Result<RunningSystem> {
     // visibility timeout does, at least the Lambda's timeout), then gives it to the next.
     let visibility = config.ingest.limits.processing_lease;
     let processor = Arc::new(phoenix_ingest::build(config.ingest, objects.clone(), metadata.clone()));
+    let worker_ports = phoenix_image_worker::WorkerPorts {
+        objects: objects.clone(),
+        metadata: metadata.clone(),
+        queue: queue.clone(),
+        events: events.clone(),
+        lanes: lanes.clone(),
+    };
+    let job_lease = config.worker.jobs.lease;
+    let worker = Arc::new(phoenix_image_worker::build(config.worker, worker_ports));
 
     let (shutdown, mut stop) = watch::channel(false);
     let server = tokio::spawn(async move {
@@ -200,6 +246,27 @@ pub async fn spawn(config: LocalConfig) -> anyhow::Result<RunningSystem> {
         shutdown.subscribe(),
     ));
 
+    let mut tasks = vec![server, drainer];
+    for (lane, concurrency) in config.lane_concurrency {
+        // As Lambda's event source with batch size 1: up to `concurrency` jobs at once. A job
+        // message stays hidden for 6 leases, as the template's visibility timeout is 6 worker
+        // timeouts: a worker that dies is found by the reaper long before.
+        let settings = DrainSettings {
+            visibility: job_lease * 6,
+            batch_size: concurrency.clamp(1, 10),
+            concurrency: concurrency.max(1),
+            paused: Some(Arc::new(LanePause { lanes: lanes.clone(), lane })),
+        };
+        tasks.push(tokio::spawn(phoenix_consumer::drain(
+            queue.clone(),
+            lane.queue(),
+            worker.clone(),
+            settings,
+            shutdown.subscribe(),
+        )));
+    }
+    tasks.push(tokio::spawn(reaper(worker, config.reaper_interval, shutdown.subscribe())));
+
     Ok(RunningSystem {
         base_url,
         data_dir: config.data_dir,
@@ -207,7 +274,41 @@ pub async fn spawn(config: LocalConfig) -> anyhow::Result<RunningSystem> {
         metadata,
         objects,
         queue,
+        events,
+        lanes,
         shutdown,
-        tasks: vec![server, drainer],
+        tasks,
     })
+}
+
+/// A lane's drain holds off while the lane is paused.
+struct LanePause {
+    lanes: Arc<dyn LaneControl>,
+    lane: Lane,
+}
+
+#[async_trait::async_trait]
+impl PauseSwitch for LanePause {
+    async fn is_paused(&self) -> bool {
+        self.lanes.is_paused(self.lane).await.unwrap_or(false)
+    }
+}
+
+/// The reaper on a timer, as the template's schedule runs it in AWS.
+async fn reaper(
+    worker: Arc<phoenix_image_worker::Worker>,
+    every: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        match worker.reap().await {
+            Ok(report) if report != Default::default() => tracing::info!(?report, "reaper sweep"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "reaper sweep failed"),
+        }
+    }
 }

@@ -5,17 +5,99 @@
 
 pub mod openapi;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::Router;
 use axum::routing::get;
+use phoenix_domain::config::ConfigError;
+pub use phoenix_domain::jobs::JobSettings;
+use phoenix_domain::ports::{EventBus, LaneControl};
+use phoenix_domain::{Limits, MetadataStore, ObjectStore, Queue};
 pub use phoenix_http::{ApiError, AuthMode, Caller, DevClaims, Role};
-pub use phoenix_media_routes::{Config, DerivativeLinks, MediaPorts as Ports};
+pub use phoenix_media_routes::DerivativeLinks;
 use serde::Serialize;
 use utoipa::ToSchema;
+
+/// The API's configuration: the same variables and defaults wherever it runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub limits: Limits,
+    /// How derivative URLs are made (media, versions, job results).
+    pub links: DerivativeLinks,
+    /// How long a purge waits before it runs (see `phoenix_media_routes::Config::purge_delay`).
+    pub purge_delay: Duration,
+    /// How jobs run: stamped on each job at submission (attempts, fault injection).
+    pub jobs: JobSettings,
+}
+
+impl Config {
+    /// The media routes' variables (`phoenix_media_routes::Config::from_env`) and the jobs'
+    /// (`JobSettings::from_env`).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let media = phoenix_media_routes::Config::from_env()?;
+        Ok(Self {
+            limits: media.limits,
+            links: media.links,
+            purge_delay: media.purge_delay,
+            jobs: JobSettings::from_env()?,
+        })
+    }
+
+    fn media(&self) -> phoenix_media_routes::Config {
+        phoenix_media_routes::Config {
+            limits: self.limits.clone(),
+            links: self.links.clone(),
+            purge_delay: self.purge_delay,
+        }
+    }
+
+    fn job_routes(&self) -> phoenix_job_routes::Config {
+        phoenix_job_routes::Config { jobs: self.jobs.clone(), links: self.links.clone() }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let media = phoenix_media_routes::Config::default();
+        Self { limits: media.limits, links: media.links, purge_delay: media.purge_delay, jobs: JobSettings::default() }
+    }
+}
+
+/// Every port the API uses, built once at start-up.
+#[derive(Clone)]
+pub struct Ports {
+    pub objects: Arc<dyn ObjectStore>,
+    pub metadata: Arc<dyn MetadataStore>,
+    /// One queue adapter that knows the ingest queue (maintenance commands), the job lanes
+    /// (submit, retry, redrive) and the lanes' dead-letter queues (statistics, redrive).
+    pub queue: Arc<dyn Queue>,
+    /// Where job lifecycle events go.
+    pub events: Arc<dyn EventBus>,
+    /// Pauses and resumes the lanes' workers.
+    pub lanes: Arc<dyn LaneControl>,
+}
 
 /// The whole API on these ports, authenticating callers by `auth`.
 pub fn build(config: Config, ports: Ports, auth: AuthMode) -> Router {
     let system = Router::new().route("/v1/health", get(health)).route("/openapi.json", get(openapi_json));
-    phoenix_http::finish(system.merge(phoenix_media_routes::routes(config, ports, auth)))
+    let media = phoenix_media_routes::MediaPorts {
+        objects: ports.objects.clone(),
+        metadata: ports.metadata.clone(),
+        queue: ports.queue.clone(),
+    };
+    let jobs = phoenix_job_routes::JobPorts {
+        objects: ports.objects,
+        metadata: ports.metadata,
+        queue: ports.queue,
+        events: ports.events,
+        lanes: ports.lanes,
+    };
+    phoenix_http::finish(
+        system
+            .merge(phoenix_media_routes::routes(config.media(), media, auth.clone()))
+            .merge(phoenix_job_routes::routes(config.job_routes(), jobs, auth)),
+    )
 }
 
 #[derive(Debug, Serialize, ToSchema)]

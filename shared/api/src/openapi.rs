@@ -2,6 +2,7 @@
 //! checked-in copy; a test fails when they differ (regenerate with `UPDATE_OPENAPI=1 cargo test -p phoenix-api`).
 
 use phoenix_http::openapi::{BearerAuth, GatewayError, RefusedToken};
+use phoenix_job_routes::JobsApi;
 use phoenix_media_routes::MediaApi;
 use utoipa::OpenApi;
 
@@ -34,6 +35,7 @@ struct SystemApi;
 pub fn api() -> utoipa::openapi::OpenApi {
     let mut doc = SystemApi::openapi();
     doc.merge(MediaApi::openapi());
+    doc.merge(JobsApi::openapi());
     doc
 }
 

@@ -13,7 +13,7 @@ use crate::{MessageHandler, sqs_event};
 pub const DEFAULT_BATCH_SIZE: usize = 10;
 
 /// How a queue is drained.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct DrainSettings {
     /// How long a received message stays hidden while its batch is handled.
     pub visibility: Duration,
@@ -21,18 +21,42 @@ pub struct DrainSettings {
     pub batch_size: usize,
     /// Messages of one batch handled at once.
     pub concurrency: usize,
+    /// Asked before each receive: while it answers true the queue is left alone (a paused
+    /// lane keeps its messages).
+    pub paused: Option<Arc<dyn PauseSwitch>>,
 }
+
+/// Whether a drain should hold off receiving (a paused lane).
+#[async_trait::async_trait]
+pub trait PauseSwitch: Send + Sync {
+    async fn is_paused(&self) -> bool;
+}
+
+impl std::fmt::Debug for dyn PauseSwitch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PauseSwitch")
+    }
+}
+
+impl PartialEq for DrainSettings {
+    fn eq(&self, other: &Self) -> bool {
+        (self.visibility, self.batch_size, self.concurrency, self.paused.is_some())
+            == (other.visibility, other.batch_size, other.concurrency, other.paused.is_some())
+    }
+}
+
+impl Eq for DrainSettings {}
 
 impl Default for DrainSettings {
     fn default() -> Self {
-        Self { visibility: Duration::from_secs(120), batch_size: DEFAULT_BATCH_SIZE, concurrency: 1 }
+        Self { visibility: Duration::from_secs(120), batch_size: DEFAULT_BATCH_SIZE, concurrency: 1, paused: None }
     }
 }
 
 /// Drains `name` into `handler` until `stop` turns true: batches of up to `batch_size` delivered
 /// as an `SqsEvent` through [`handle_sqs_batch`], successes deleted, reported failures made
 /// visible again sooner than the visibility timeout, with backoff (2 s on the first receive,
-/// doubling to at most 64 s; a [`crate::Failure::Later`] waits at least its time), until the
+/// doubling to at most 64 s; a [`crate::Failure::Later`] waits exactly its time), until the
 /// queue's redrive moves them to its dead-letter queue.
 pub async fn drain<H: MessageHandler>(
     queue: Arc<dyn Queue>,
@@ -44,6 +68,14 @@ pub async fn drain<H: MessageHandler>(
     loop {
         if *stop.borrow() {
             return;
+        }
+        if let Some(switch) = &settings.paused
+            && switch.is_paused().await
+        {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                _ = stop.changed() => return,
+            }
         }
         let received = tokio::select! {
             r = queue.receive(&name, settings.batch_size, settings.visibility, Duration::from_secs(1)) => r,
@@ -60,15 +92,27 @@ pub async fn drain<H: MessageHandler>(
         if messages.is_empty() {
             continue;
         }
+        // Paused while this receive waited: the messages go back untouched (but for their
+        // receive count, as a receive that lost a race in SQS does).
+        if let Some(switch) = &settings.paused
+            && switch.is_paused().await
+        {
+            for m in &messages {
+                if let Err(e) = queue.change_visibility(&name, &m.receipt, Duration::ZERO).await {
+                    tracing::warn!(error = %e, message_id = %m.message_id, "could not release a message");
+                }
+            }
+            continue;
+        }
         let failed = failed_messages(handler.as_ref(), sqs_event(&messages), settings.concurrency).await;
         for m in &messages {
             let result = match failed.iter().find(|(id, _)| *id == m.message_id) {
                 Some((_, not_before)) => {
                     // A message that cannot succeed before some time (a lease another delivery
-                    // holds) waits that long, so it does not spend its receives meanwhile.
+                    // holds, a backoff its handler drew) waits exactly that long, so it does not
+                    // spend its receives meanwhile; others back off by their receive count.
                     let backoff = Duration::from_secs(1u64 << m.receive_count.min(6));
-                    let delay = not_before.map_or(backoff, |after| after.max(backoff));
-                    queue.change_visibility(&name, &m.receipt, delay).await
+                    queue.change_visibility(&name, &m.receipt, not_before.unwrap_or(backoff)).await
                 }
                 None => queue.delete(&name, &m.receipt).await,
             };

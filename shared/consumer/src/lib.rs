@@ -6,8 +6,8 @@
 mod drain;
 mod sqs;
 
-pub use drain::{DEFAULT_BATCH_SIZE, DrainSettings, drain};
-pub use sqs::{handle_sqs_batch, run_lambda, sqs_event};
+pub use drain::{DEFAULT_BATCH_SIZE, DrainSettings, PauseSwitch, drain};
+pub use sqs::{Retimer, handle_sqs_batch, handle_sqs_batch_retimed, run_lambda, sqs_event};
 
 use async_trait::async_trait;
 
@@ -22,8 +22,9 @@ pub enum Failure {
     /// fault that needs a person. It ends in the dead-letter queue for inspection.
     Permanent(anyhow::Error),
     /// Transient, and known not to succeed before `after` has passed (another delivery holds a
-    /// lease that long). The local drain hides the message that long; in AWS, SQS hides it for
-    /// the queue's visibility timeout, which must be at least as long as any such lease.
+    /// lease that long, or a backoff chose it). The local drain hides the message exactly that
+    /// long; in AWS, a consumer with a [`Retimer`] changes the message's visibility to it, and
+    /// one without leaves it to the queue's visibility timeout.
     Later { after: std::time::Duration, reason: anyhow::Error },
 }
 

@@ -8,17 +8,61 @@ use tracing::{Instrument, error, info_span, warn};
 
 use crate::{Delivery, Failure, MessageHandler};
 
-/// Handles an SQS batch: each record decoded and handled on its own, up to `concurrency` at once
-/// (at least one), each in a `message` span carrying its id. The response names only the
-/// messages that failed (the function's event source mapping must have
-/// `ReportBatchItemFailures`), so one bad record never fails its neighbours.
-///
-/// Both kinds of [`Failure`] are reported: SQS delivers the message again either way, and its
-/// redrive policy moves it to the dead-letter queue after `maxReceiveCount` receives — which is
-/// where a permanent failure (an undecodable body included) ends, for inspection. Permanent
-/// failures are logged at error level, transient ones at warn.
-pub async fn handle_sqs_batch<H: MessageHandler>(handler: &H, event: SqsEvent, concurrency: usize) -> SqsBatchResponse {
+/// Gives a message reported as [`Failure::Later`] its wait in SQS: its visibility is changed to
+/// that time (Lambda's event source mapping would otherwise make it visible again only after the
+/// queue's visibility timeout). Queues are matched by name: the last part of the record's
+/// `eventSourceArn` is the last part of the queue's URL.
+#[derive(Clone)]
+pub struct Retimer {
+    queue: std::sync::Arc<dyn phoenix_domain::ports::Queue>,
+    /// (the SQS queue's own name, the logical queue the adapter knows it by).
+    names: Vec<(String, phoenix_domain::ports::QueueName)>,
+}
+
+impl Retimer {
+    /// `urls` maps logical queues to their SQS URLs (as the queue adapter was configured).
+    pub fn new(
+        queue: std::sync::Arc<dyn phoenix_domain::ports::Queue>,
+        urls: &[(phoenix_domain::ports::QueueName, String)],
+    ) -> Self {
+        let names =
+            urls.iter().filter_map(|(name, url)| Some((url.rsplit('/').next()?.to_owned(), name.clone()))).collect();
+        Self { queue, names }
+    }
+
+    async fn retime(&self, record: &SqsMessage, after: std::time::Duration) {
+        let arn_name = record.event_source_arn.as_deref().and_then(|arn| arn.rsplit(':').next()).unwrap_or_default();
+        let (Some((_, name)), Some(receipt)) =
+            (self.names.iter().find(|(n, _)| n == arn_name), record.receipt_handle.as_deref())
+        else {
+            warn!(queue = arn_name, "no queue to retime a message on: it comes back after the visibility timeout");
+            return;
+        };
+        if let Err(e) = self.queue.change_visibility(name, receipt, after).await {
+            warn!(error = %e, "could not set a failed message's retry time: it comes back after the visibility timeout");
+        }
+    }
+}
+
+/// As [`handle_sqs_batch`], then gives each message that failed with a known wait
+/// ([`Failure::Later`]) that wait, through `retimer`.
+pub async fn handle_sqs_batch_retimed<H: MessageHandler>(
+    handler: &H,
+    event: SqsEvent,
+    concurrency: usize,
+    retimer: &Retimer,
+) -> SqsBatchResponse {
+    let records = event.records.clone();
     let failed = failed_messages(handler, event, concurrency).await;
+    for (id, after) in &failed {
+        if let (Some(after), Some(record)) = (after, records.iter().find(|r| r.message_id.as_deref() == Some(id))) {
+            retimer.retime(record, *after).await;
+        }
+    }
+    batch_response(failed)
+}
+
+fn batch_response(failed: Vec<(String, Option<std::time::Duration>)>) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = failed
         .into_iter()
@@ -29,6 +73,19 @@ pub async fn handle_sqs_batch<H: MessageHandler>(handler: &H, event: SqsEvent, c
         })
         .collect();
     response
+}
+
+/// Handles an SQS batch: each record decoded and handled on its own, up to `concurrency` at once
+/// (at least one), each in a `message` span carrying its id. The response names only the
+/// messages that failed (the function's event source mapping must have
+/// `ReportBatchItemFailures`), so one bad record never fails its neighbours.
+///
+/// Both kinds of [`Failure`] are reported: SQS delivers the message again either way, and its
+/// redrive policy moves it to the dead-letter queue after `maxReceiveCount` receives — which is
+/// where a permanent failure (an undecodable body included) ends, for inspection. Permanent
+/// failures are logged at error level, transient ones at warn.
+pub async fn handle_sqs_batch<H: MessageHandler>(handler: &H, event: SqsEvent, concurrency: usize) -> SqsBatchResponse {
+    batch_response(failed_messages(handler, event, concurrency).await)
 }
 
 /// The messages of `event` that failed, each with the time before which it cannot succeed when

@@ -17,6 +17,8 @@ pub enum IdError {
         "media_id must be a ULID in its canonical form: 26 characters of 0-9 and lower-case a-z without i, l, o, u (e.g. 01jd3k6v2q8m3y7x9t0b5n4c2a)"
     )]
     BadMediaId,
+    #[error("job_id must be a ULID in its canonical form: 26 characters of 0-9 and lower-case a-z without i, l, o, u")]
+    BadJobId,
 }
 
 fn is_id_char(c: char) -> bool {
@@ -123,6 +125,67 @@ impl<'de> Deserialize<'de> for MediaId {
     }
 }
 
+/// A background job's identifier: a ULID (lower case, like [`MediaId`]), so a model's jobs sort by
+/// submission time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobId(ulid::Ulid);
+
+impl JobId {
+    /// A fresh id; ids made in one millisecond keep their order (as [`MediaId::new`]'s do), so
+    /// "newest first" holds.
+    pub fn new() -> Self {
+        Self(MediaId::new().0)
+    }
+
+    /// The id of `parent`'s child for one media: the same every time it is asked for, so a
+    /// fan-out that is interrupted and resumed never makes a second child for a media. It sorts
+    /// with its parent (the parent's timestamp, then a digest of the media id).
+    pub fn child(parent: &JobId, media: &MediaId) -> Self {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("{parent}/{media}").as_bytes());
+        let mut random = [0u8; 16];
+        random[6..].copy_from_slice(&digest[..10]);
+        Self(ulid::Ulid::from_parts(parent.0.timestamp_ms(), u128::from_be_bytes(random)))
+    }
+
+    pub fn created_at(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0.timestamp_ms()) * 1_000_000)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, IdError> {
+        if raw.len() != 26 || raw.chars().any(|c| c.is_ascii_uppercase()) {
+            return Err(IdError::BadJobId);
+        }
+        ulid::Ulid::from_string(raw).map(Self).map_err(|_| IdError::BadJobId)
+    }
+}
+
+impl Default for JobId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.to_string().to_ascii_lowercase())
+    }
+}
+
+impl Serialize for JobId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for JobId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A key in the object store. Segments are non-empty, never `.` or `..`, and free of control
 /// characters and backslashes, so a key maps safely onto a file path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -222,6 +285,12 @@ label_newtype!(
     "category"
 );
 
+label_newtype!(
+    /// A named watermark profile (`agency-logo`): the logo and where and how it is drawn.
+    WatermarkName,
+    "watermark profile name"
+);
+
 macro_rules! string_newtype_impls {
     ($($t:ty),*) => {$(
         impl TryFrom<String> for $t {
@@ -242,7 +311,7 @@ macro_rules! string_newtype_impls {
         }
     )*};
 }
-string_newtype_impls!(ModelId, ObjectKey, GalleryId, Tag, Category);
+string_newtype_impls!(ModelId, ObjectKey, GalleryId, Tag, Category, WatermarkName);
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,10 @@ use crate::ids::{MediaId, ModelId, ObjectKey};
 pub const ORIGINALS_PREFIX: &str = "originals/";
 /// Derivatives, `derived/{model_id}/{media_id}/…`: public, immutable, cacheable for ever.
 pub const DERIVED_PREFIX: &str = "derived/";
+/// Sources of edited versions, `versions/{model_id}/{media_id}/{number}.{ext}`: private, like originals.
+pub const VERSIONS_PREFIX: &str = "versions/";
+/// Agency assets (watermark logos and profiles), `assets/…`: private.
+pub const ASSETS_PREFIX: &str = "assets/";
 /// Derivative keys change whenever their bytes do, so their objects may be cached for ever.
 pub const DERIVATIVE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 
@@ -28,6 +32,32 @@ pub fn derived_prefix(model: &ModelId, media: &MediaId) -> String {
     format!("{DERIVED_PREFIX}{model}/{media}/")
 }
 
+/// The prefix under which every edited version's source of one media lives (what a purge lists).
+pub fn versions_prefix(model: &ModelId, media: &MediaId) -> String {
+    format!("{VERSIONS_PREFIX}{model}/{media}/")
+}
+
+/// Where the source an edit job made lives: named by the job, so two edits racing for the same
+/// media never write one key.
+pub fn version_source(model: &ModelId, media: &MediaId, job: &crate::ids::JobId, extension: &str) -> ObjectKey {
+    ObjectKey::trusted(format!("{}{job}.{extension}", versions_prefix(model, media)))
+}
+
+/// A watermark profile's settings document.
+pub fn watermark_profile(name: &crate::ids::WatermarkName) -> ObjectKey {
+    ObjectKey::trusted(format!("{ASSETS_PREFIX}watermarks/{name}.json"))
+}
+
+/// A watermark logo; the key changes with its bytes (`sha256` hex, first 16 digits kept).
+pub fn watermark_logo(name: &crate::ids::WatermarkName, sha256: &str) -> ObjectKey {
+    ObjectKey::trusted(format!("{ASSETS_PREFIX}watermarks/{name}/{}.png", &sha256[..16.min(sha256.len())]))
+}
+
+/// The prefix under which every watermark profile's settings document lives.
+pub fn watermark_profiles_prefix() -> String {
+    format!("{ASSETS_PREFIX}watermarks/")
+}
+
 /// What distinguishes one derivative's bytes from every other's.
 #[derive(Debug, Clone, Copy)]
 pub struct DerivativeName<'a> {
@@ -37,6 +67,8 @@ pub struct DerivativeName<'a> {
     pub preset_version: u32,
     /// A cover crop's focal point in thousandths, when the preset crops around one.
     pub focal_point: Option<(u32, u32)>,
+    /// The digest of the watermark drawn on it, if any.
+    pub watermark: Option<&'a str>,
     pub extension: &'a str,
 }
 
@@ -46,7 +78,8 @@ pub struct DerivativeName<'a> {
 pub fn derivative(model: &ModelId, media: &MediaId, name: DerivativeName<'_>) -> Option<ObjectKey> {
     let hash = name.source_sha256.get(..16)?;
     let crop = name.focal_point.map(|(x, y)| format!("-f{x}x{y}")).unwrap_or_default();
-    let file = format!("{}-v{}{crop}.{}", name.preset, name.preset_version, name.extension);
+    let mark = name.watermark.map(|w| format!("-w{w}")).unwrap_or_default();
+    let file = format!("{}-v{}{crop}{mark}.{}", name.preset, name.preset_version, name.extension);
     if file.contains('/') {
         return None;
     }
@@ -82,12 +115,15 @@ mod tests {
             preset: "thumb",
             preset_version: 2,
             focal_point: Some((500, 250)),
+            watermark: None,
             extension: "webp",
         };
         let key = derivative(&model, &media, name).unwrap();
         assert_eq!(key.as_str(), format!("derived/m1/{media}/0123456789abcdef/thumb-v2-f500x250.webp"));
         assert!(key.as_str().starts_with(&derived_prefix(&model, &media)));
         assert!(derivative(&model, &media, DerivativeName { preset: "a/b", ..name }).is_none());
+        let marked = derivative(&model, &media, DerivativeName { watermark: Some("0a1b2c3d"), ..name }).unwrap();
+        assert!(marked.as_str().ends_with("thumb-v2-f500x250-w0a1b2c3d.webp"), "{marked:?}");
         assert!(derivative(&model, &media, DerivativeName { source_sha256: "short", ..name }).is_none());
     }
 }

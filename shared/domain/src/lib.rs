@@ -4,20 +4,22 @@
 
 pub mod config;
 pub mod ids;
+pub mod jobs;
 pub mod keys;
 pub mod library;
 pub mod media;
 pub mod messages;
 pub mod ports;
+pub mod watermarks;
 
 pub use config::Limits;
-pub use ids::{Category, GalleryId, IdError, MediaId, ModelId, ObjectKey, Tag};
+pub use ids::{Category, GalleryId, IdError, JobId, MediaId, ModelId, ObjectKey, Tag, WatermarkName};
 pub use media::{
     Credit, Derivative, FocalPoint, GalleryLink, GpsPosition, HistoryEntry, MediaError, MediaMetadata, MediaRecord,
     MediaStatus, Rejection, Review, ReviewDecision, Severity, SourceInfo, Violation,
 };
 pub use messages::MediaCommand;
 pub use ports::{
-    FingerprintStore, MediaStore, MetadataStore, ObjectStore, Presigner, Queue, QueueName, StoreError, StoreResult,
-    TombstoneStore,
+    FingerprintStore, LibraryStore, MediaStore, MetadataStore, ObjectStore, Presigner, Queue, QueueName, StoreError,
+    StoreResult, TombstoneStore,
 };

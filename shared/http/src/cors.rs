@@ -87,14 +87,17 @@ pub struct CorsPolicy {
 }
 
 impl CorsPolicy {
-    /// The API (the HttpApi's `CorsConfiguration`): the bearer token, JSON bodies and the
-    /// conditional-request headers; `ETag` (for `If-Match`) and `Location` (of a 201) readable.
+    /// The API (the HttpApi's `CorsConfiguration`): the bearer token, JSON bodies, the
+    /// conditional-request headers and a job submission's `Idempotency-Key`; `PUT` (watermark
+    /// profiles); readable: `ETag` (for `If-Match`, `If-None-Match`), `Location` (of a 201 or a
+    /// submitted job's 202), `Idempotent-Replayed` (a submission answered from its key) and
+    /// `Retry-After` (a submission still in flight).
     pub fn api(allowed_origin: AllowedOrigin) -> Self {
         Self {
             allowed_origin,
-            allowed_headers: &["authorization", "content-type", "if-match", "if-none-match"],
-            allowed_methods: &["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-            exposed_headers: &["etag", "location"],
+            allowed_headers: &["authorization", "content-type", "if-match", "if-none-match", "idempotency-key"],
+            allowed_methods: &["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            exposed_headers: &["etag", "location", "idempotent-replayed", "retry-after"],
             max_age: Duration::from_secs(600),
         }
     }
@@ -288,7 +291,16 @@ mod tests {
         let got = app(&policy).oneshot(get.body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(got.status(), StatusCode::OK);
         assert_eq!(text(&got, header::ACCESS_CONTROL_ALLOW_ORIGIN).as_deref(), Some("https://app.example.com"));
-        assert_eq!(text(&got, header::ACCESS_CONTROL_EXPOSE_HEADERS).as_deref(), Some("etag,location"));
+        assert_eq!(
+            text(&got, header::ACCESS_CONTROL_EXPOSE_HEADERS).as_deref(),
+            Some("etag,location,idempotent-replayed,retry-after")
+        );
+
+        // A job submission from a page: its Idempotency-Key is allowed, and so is PUT.
+        let submit = app(&policy).oneshot(preflight("https://app.example.com", "PUT", "idempotency-key")).await;
+        let submit = submit.unwrap();
+        assert!(text(&submit, header::ACCESS_CONTROL_ALLOW_HEADERS).unwrap().contains("idempotency-key"));
+        assert!(text(&submit, header::ACCESS_CONTROL_ALLOW_METHODS).unwrap().contains("put"));
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@ use phoenix_domain::{MediaId, ModelId};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 
 /// `/v1/models/{model_id}/…`: the path names a model.
@@ -41,6 +42,15 @@ impl MediaPath {
 
     pub fn media(&self) -> Result<MediaId, ApiError> {
         MediaId::parse(&self.media_id).map_err(|e| ApiError::InvalidId(e.to_string()))
+    }
+
+    /// The model and the media, if `caller` may act on the model. Checked in the order every
+    /// media route answers: the model's id (400), the caller's access to it (403), the media's id
+    /// (400).
+    pub fn authorized(&self, caller: &Caller) -> Result<(ModelId, MediaId), ApiError> {
+        let model = self.model()?;
+        caller.authorize(&model)?;
+        Ok((model, self.media()?))
     }
 }
 

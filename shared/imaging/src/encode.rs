@@ -2,7 +2,7 @@
 //! original (GPS above all) reaches a derivative, and every output is untagged sRGB.
 
 use crate::decode::{Channels, Pixels};
-use crate::{ImagingError, OutputFormat};
+use crate::{ImageFormat, ImagingError, OutputFormat};
 
 /// rav1e speed 1 (slowest) ..= 10. 6 is about 10x faster than the default with little loss
 /// at these sizes; AVIF stays opt-in because even so it costs more than JPEG and WebP together.
@@ -66,20 +66,58 @@ impl Encoders {
         let c = self.jpeg.as_mut().expect("just created");
         c.set_quality(i32::from(quality)).map_err(err)?;
         c.set_progressive(progressive).map_err(err)?;
-        let format = match px.channels {
-            Channels::Rgb => turbojpeg::PixelFormat::RGB,
-            Channels::Rgba => turbojpeg::PixelFormat::RGBA,
-            Channels::Cmyk => return Err(failed(OutputFormat::Jpeg, "CMYK pixels reached the encoder")),
-        };
-        let width = px.width as usize;
-        let image = turbojpeg::Image {
-            pixels: &px.data[..],
-            width,
-            pitch: width * px.channels.count(),
-            height: px.height as usize,
-            format,
-        };
-        c.compress_to_vec(image).map_err(err)
+        c.compress_to_vec(turbojpeg_image(px)?).map_err(err)
+    }
+}
+
+/// `px` as libjpeg-turbo reads it.
+fn turbojpeg_image(px: &Pixels) -> Result<turbojpeg::Image<&[u8]>, ImagingError> {
+    let format = match px.channels {
+        Channels::Rgb => turbojpeg::PixelFormat::RGB,
+        Channels::Rgba => turbojpeg::PixelFormat::RGBA,
+        Channels::Cmyk => return Err(failed(OutputFormat::Jpeg, "CMYK pixels reached the encoder")),
+    };
+    let width = px.width as usize;
+    Ok(turbojpeg::Image {
+        pixels: &px.data[..],
+        width,
+        pitch: width * px.channels.count(),
+        height: px.height as usize,
+        format,
+    })
+}
+
+/// JPEG quality of a new source made by an edit. It is rendered again (and maybe edited again),
+/// so it must lose far less than a derivative does.
+const MASTER_JPEG_QUALITY: i32 = 95;
+
+/// Encodes a new source image (an edit's result): opaque pixels as JPEG at
+/// [`MASTER_JPEG_QUALITY`], 4:4:4 (colour edges stay sharp through repeated edits), optimised
+/// Huffman; pixels with alpha as PNG, which is lossless and keeps it. Pixels only, like every
+/// encode here, so the result is untagged sRGB with orientation 1.
+pub(crate) fn master(px: &Pixels) -> Result<(Vec<u8>, ImageFormat), ImagingError> {
+    match px.channels {
+        Channels::Rgb => {
+            let err = |e: turbojpeg::Error| failed(OutputFormat::Jpeg, e);
+            let mut c = turbojpeg::Compressor::new().map_err(err)?;
+            c.set_subsamp(turbojpeg::Subsamp::None).map_err(err)?;
+            c.set_quality(MASTER_JPEG_QUALITY).map_err(err)?;
+            c.set_optimize(true).map_err(err)?;
+            Ok((c.compress_to_vec(turbojpeg_image(px)?).map_err(err)?, ImageFormat::Jpeg))
+        }
+        Channels::Rgba => {
+            use image::ImageEncoder;
+            use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+            let mut out = Vec::new();
+            PngEncoder::new_with_quality(&mut out, CompressionType::Default, FilterType::Adaptive)
+                .write_image(&px.data, px.width, px.height, image::ExtendedColorType::Rgba8)
+                .map_err(|e| ImagingError::CorruptImage {
+                    format: None,
+                    detail: format!("png encoding failed: {e}"),
+                })?;
+            Ok((out, ImageFormat::Png))
+        }
+        Channels::Cmyk => Err(failed(OutputFormat::Jpeg, "CMYK pixels reached the encoder")),
     }
 }
 

@@ -25,6 +25,20 @@ pub enum ImagingError {
 
     #[error("the image could not be processed: the decoder failed unexpectedly ({detail})")]
     DecoderPanic { detail: String },
+
+    /// An edit's parameters do not fit the image (e.g. a crop outside it). `detail` names the
+    /// image's size and what was wrong; the same request will always fail.
+    #[error("invalid edit: {detail}")]
+    InvalidEdit { detail: String },
+
+    /// A watermark logo that cannot be used (not a PNG with alpha, too large). The same file will
+    /// always fail.
+    #[error("invalid watermark logo: {detail}")]
+    InvalidLogo { detail: String },
+
+    /// Watermark settings out of range (margin, scale, opacity). The same settings will always fail.
+    #[error("invalid watermark settings: {detail}")]
+    InvalidWatermark { detail: String },
 }
 
 impl ImagingError {
@@ -38,6 +52,9 @@ impl ImagingError {
             Self::DimensionsTooLarge { .. } => "dimensions_too_large",
             Self::CorruptImage { .. } => "corrupt_image",
             Self::DecoderPanic { .. } => "decoder_panic",
+            Self::InvalidEdit { .. } => "invalid_edit",
+            Self::InvalidLogo { .. } => "invalid_logo",
+            Self::InvalidWatermark { .. } => "invalid_watermark",
         }
     }
 

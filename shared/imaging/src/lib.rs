@@ -3,18 +3,24 @@
 //! Uploads are untrusted: everything cheap (size, magic bytes, header dimensions) is checked
 //! before anything expensive (a full decode), and the decoder itself runs under allocation limits
 //! and inside `catch_unwind`, so a hostile file costs a rejection, never the process.
+//!
+//! Background jobs use the same checks: [`edit_source`] crops, rotates or flips an upload into a
+//! new source for the pipeline, and a [`Watermark`] in [`RenderOptions`] marks chosen presets.
 
 pub mod analysis;
 mod color;
 mod decode;
+mod edit;
 mod encode;
 mod error;
 mod exif_meta;
 mod format;
 mod pipeline;
 mod preset;
+mod watermark;
 
 pub use analysis::Analysis;
+pub use edit::{CropSpec, EditOp, EditedSource, FlipAxis, Rotation, crop_rect, edit_source};
 pub use error::ImagingError;
 pub use exif_meta::GpsPosition;
 pub use format::{ImageFormat, sniff};
@@ -22,6 +28,7 @@ pub use pipeline::{Processed, Rendition, StageTimings, process};
 pub use preset::{
     DEFAULT_PRESETS_JSON, Fit, FocalPoint, OutputFormat, Preset, PresetError, PresetSet, Quality, RenderOptions,
 };
+pub use watermark::{Watermark, WatermarkPosition, decode_logo, placement};
 
 use std::io::Cursor;
 

@@ -11,6 +11,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::Watermark;
+
 /// The compiled-in default presets.
 pub const DEFAULT_PRESETS_JSON: &str = include_str!("../presets.json");
 
@@ -275,10 +277,14 @@ impl FocalPoint {
 }
 
 /// Per-photo choices that are not configuration.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RenderOptions {
     /// Where cover crops are centred; the middle when `None`.
     pub focal_point: Option<FocalPoint>,
+    /// A logo blended onto the renditions of the presets it names. Not serialised: it holds
+    /// pixels, and callers load the logo themselves ([`decode_logo`](crate::decode_logo)).
+    #[serde(skip)]
+    pub watermark: Option<Watermark>,
 }
 
 #[cfg(test)]

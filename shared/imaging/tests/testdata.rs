@@ -331,7 +331,7 @@ fn the_focal_point_moves_cover_crops() {
     let path = testdata!("photos/landscape-20mp.jpg");
     let presets = PresetSet::default();
     let only: &[&str] = &["cover-square", "medium"];
-    let at = |x: f32| RenderOptions { focal_point: Some(FocalPoint { x, y: 0.5 }) };
+    let at = |x: f32| RenderOptions { focal_point: Some(FocalPoint { x, y: 0.5 }), ..RenderOptions::default() };
     let left = run_with(path, &presets, Some(only), &at(0.0));
     let right = run_with(path, &presets, Some(only), &at(1.0));
     let (l, r) =

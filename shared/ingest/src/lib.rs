@@ -15,9 +15,9 @@ pub use processor::{Outcome, ProcessError, Processor, SYSTEM_ACTOR};
 
 use std::sync::Arc;
 
-use phoenix_domain::{MetadataStore, ObjectStore};
+use phoenix_domain::{LibraryStore, ObjectStore};
 
 /// The processor, wired: what the Lambda's `main`, the local server and the tests all call.
-pub fn build(config: Config, objects: Arc<dyn ObjectStore>, metadata: Arc<dyn MetadataStore>) -> Processor {
+pub fn build(config: Config, objects: Arc<dyn ObjectStore>, metadata: Arc<dyn LibraryStore>) -> Processor {
     Processor::new(config, objects, metadata)
 }

@@ -1,12 +1,16 @@
-//! The media library's HTTP routes: uploads, reads (one, a page, a batch), edits, moderation and
-//! deletion. Handlers parse, authorize, call the domain's use cases and render; everything
-//! HTTP-generic comes from `phoenix-http`.
+//! The media library's HTTP routes: uploads, reads (one, a page, a batch), edits, moderation,
+//! deletion and image versions. Handlers parse, authorize, call the domain's use cases and
+//! render; everything HTTP-generic comes from `phoenix-http`.
 
 mod read;
 mod state;
 mod uploads;
+mod versions;
 pub mod views;
 mod write;
+
+#[cfg(test)]
+mod tests;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -26,6 +30,8 @@ pub fn routes(config: Config, ports: MediaPorts, auth: AuthMode) -> Router {
             get(read::get_media).patch(write::patch_media).delete(write::delete_media),
         )
         .route("/v1/models/{model_id}/media/{media_id}/review", post(write::review_media))
+        .route("/v1/models/{model_id}/media/{media_id}/versions", get(versions::list_versions))
+        .route("/v1/models/{model_id}/media/{media_id}/versions/{version}/restore", post(versions::restore_version))
         .route("/v1/media/batch-get", post(read::batch_get))
         .with_state(state)
 }
@@ -41,7 +47,9 @@ pub fn routes(config: Config, ports: MediaPorts, auth: AuthMode) -> Router {
         read::batch_get,
         write::patch_media,
         write::review_media,
-        write::delete_media
+        write::delete_media,
+        versions::list_versions,
+        versions::restore_version
     ),
     tags((name = "media", description = "Uploads and the media library"))
 )]

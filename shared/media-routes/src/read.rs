@@ -44,9 +44,7 @@ pub async fn get_media(
     headers: HeaderMap,
     ApiPath(path): ApiPath<MediaPath>,
 ) -> Result<Response, ApiError> {
-    let model = path.model()?;
-    caller.authorize(&model)?;
-    let media = path.media()?;
+    let (model, media) = path.authorized(&caller)?;
     let (record, fingerprints) = state
         .ports
         .metadata

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::extract::FromRef;
 use phoenix_domain::config::{ConfigError, env_or};
-use phoenix_domain::{Limits, MetadataStore, ObjectKey, ObjectStore, Queue};
+use phoenix_domain::{Limits, MetadataStore, ObjectKey, ObjectStore, Presigner, Queue};
 use phoenix_http::{ApiError, AuthMode};
 
 /// How derivative URLs are made for clients.
@@ -15,6 +15,17 @@ pub enum DerivativeLinks {
     PublicBase(String),
     /// Presigned GETs against the object store, valid this long.
     Presigned(Duration),
+}
+
+impl DerivativeLinks {
+    /// The URL a client loads the derivative at `key` from. Every route crate that shows
+    /// derivatives (media, versions, job results) makes its links here.
+    pub async fn url(&self, objects: &dyn Presigner, key: &ObjectKey) -> Result<String, ApiError> {
+        match self {
+            Self::PublicBase(base) => Ok(format!("{}/{}", base.trim_end_matches('/'), key)),
+            Self::Presigned(ttl) => Ok(objects.presign_get(key, *ttl).await?.url),
+        }
+    }
 }
 
 /// The media routes' configuration: the same variables and defaults wherever they run.
@@ -79,9 +90,6 @@ impl FromRef<MediaState> for AuthMode {
 
 impl MediaState {
     pub async fn derivative_url(&self, key: &ObjectKey) -> Result<String, ApiError> {
-        match &self.config.links {
-            DerivativeLinks::PublicBase(base) => Ok(format!("{}/{}", base.trim_end_matches('/'), key)),
-            DerivativeLinks::Presigned(ttl) => Ok(self.ports.objects.presign_get(key, *ttl).await?.url),
-        }
+        self.config.links.url(self.ports.objects.as_ref(), key).await
     }
 }

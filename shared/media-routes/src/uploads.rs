@@ -94,9 +94,7 @@ pub async fn renew_upload(
     caller: Caller,
     ApiPath(path): ApiPath<MediaPath>,
 ) -> Result<Json<UploadCreated>, ApiError> {
-    let model = path.model()?;
-    caller.authorize(&model)?;
-    let media = path.media()?;
+    let (model, media) = path.authorized(&caller)?;
     let (record, upload) = renew(
         state.ports.objects.as_ref(),
         state.ports.metadata.as_ref(),

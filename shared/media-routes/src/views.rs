@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use phoenix_domain::MediaRecord;
+use phoenix_domain::media::ImageVersion;
 use phoenix_domain::ports::PresignedRequest;
+use phoenix_domain::{Derivative, MediaRecord};
 use serde::{Deserialize, Deserializer, Serialize};
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
@@ -72,6 +73,22 @@ pub struct DerivativeView {
     pub bytes: u64,
     /// Loadable by a browser: the CDN/local server, or a presigned GET.
     pub url: String,
+}
+
+impl DerivativeView {
+    /// A derivative as clients see it (no storage key), with its link
+    /// ([`DerivativeLinks::url`](crate::DerivativeLinks::url)).
+    pub fn new(d: &Derivative, url: String) -> Self {
+        Self {
+            preset: d.preset.clone(),
+            preset_version: d.preset_version,
+            format: d.format.clone(),
+            width: d.width,
+            height: d.height,
+            bytes: d.bytes,
+            url,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -233,6 +250,10 @@ pub struct MediaView {
     pub updated_at: String,
     /// Incremented by every change; send it back (or the `ETag`) to edit.
     pub version: u64,
+    /// The current image version: 1 is the upload; each edit job (crop, rotate, flip, watermark)
+    /// or restore makes a new one (`GET …/versions`).
+    #[schema(example = 1, minimum = 1)]
+    pub image_version: u32,
     /// While `uploading`: when the latest upload URL expires. After that, ask for a new one with
     /// `POST …/media/{media_id}/upload-url`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -277,20 +298,7 @@ impl MediaView {
     /// The public shape of a record (no storage keys, claims or hashes); `urls` are the
     /// derivatives' links in order, `show_gps` whether the caller may see a kept GPS position.
     pub fn new(record: &MediaRecord, urls: Vec<String>, show_gps: bool) -> Self {
-        let derivatives = record
-            .derivatives
-            .iter()
-            .zip(urls)
-            .map(|(d, url)| DerivativeView {
-                preset: d.preset.clone(),
-                preset_version: d.preset_version,
-                format: d.format.clone(),
-                width: d.width,
-                height: d.height,
-                bytes: d.bytes,
-                url,
-            })
-            .collect();
+        let derivatives = record.derivatives.iter().zip(urls).map(|(d, url)| DerivativeView::new(d, url)).collect();
         let source = record.source.as_ref().map(|s| SourceView {
             format: s.format.clone(),
             width: s.width,
@@ -325,6 +333,7 @@ impl MediaView {
             created_at: rfc3339(record.created_at),
             updated_at: rfc3339(record.updated_at),
             version: record.version,
+            image_version: record.image_version,
             upload_expires_at: record
                 .upload_expires_at
                 .filter(|_| record.status == phoenix_domain::MediaStatus::Uploading)
@@ -489,4 +498,88 @@ pub struct MediaPage {
     /// Pass as `cursor` for the next page; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+}
+
+/// What a version's source is: its displayed size, format and bytes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionSourceView {
+    pub width: u32,
+    pub height: u32,
+    #[schema(example = "jpeg")]
+    pub format: String,
+    pub bytes: u64,
+}
+
+/// The watermark a version's derivatives carry.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionWatermarkView {
+    #[schema(example = "agency-logo")]
+    pub profile: String,
+    /// The presets whose derivatives carry it.
+    pub presets: Vec<String>,
+}
+
+/// How a version came to be.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionOriginView {
+    /// `crop`, `rotate`, `flip`, `watermark` or `restore` (the upload, version 1, has no origin).
+    #[schema(example = "rotate")]
+    pub operation: String,
+    #[schema(example = "rotated 90°")]
+    pub summary: String,
+    /// The job that made it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    pub at: String,
+}
+
+/// One image version of a media: its own source and derivatives.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionView {
+    pub number: u32,
+    /// Whether the media shows this version now.
+    pub current: bool,
+    pub source: VersionSourceView,
+    pub derivatives: Vec<DerivativeView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<VersionWatermarkView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<VersionOriginView>,
+}
+
+impl VersionView {
+    /// `urls` are the version's derivatives' links, in order.
+    pub fn new(version: &ImageVersion, current: u32, urls: Vec<String>) -> Self {
+        Self {
+            number: version.number,
+            current: version.number == current,
+            source: VersionSourceView {
+                width: version.source.width,
+                height: version.source.height,
+                format: version.source.format.clone(),
+                bytes: version.source.bytes,
+            },
+            derivatives: version.derivatives.iter().zip(urls).map(|(d, url)| DerivativeView::new(d, url)).collect(),
+            watermark: version
+                .watermark
+                .as_ref()
+                .map(|w| VersionWatermarkView { profile: w.profile.to_string(), presets: w.presets.clone() }),
+            origin: version.origin.as_ref().map(|o| VersionOriginView {
+                operation: o.operation.clone(),
+                summary: o.summary.clone(),
+                job_id: o.job_id.map(|j| j.to_string()),
+                at: rfc3339(o.at),
+            }),
+        }
+    }
+}
+
+/// A media's image versions, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionsView {
+    /// The number of the version the media shows now (its `image_version`).
+    pub current: u32,
+    /// Newest first; empty until the media is processed. At most 10: past that the oldest edit
+    /// is dropped (the upload, version 1, is always kept).
+    pub items: Vec<VersionView>,
 }

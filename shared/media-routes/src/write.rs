@@ -79,9 +79,7 @@ pub async fn patch_media(
     ApiPath(path): ApiPath<MediaPath>,
     ApiJson(body): ApiJson<MediaPatchBody>,
 ) -> Result<Response, ApiError> {
-    let model = path.model()?;
-    caller.authorize(&model)?;
-    let media = path.media()?;
+    let (model, media) = path.authorized(&caller)?;
     let expected = required_precondition(&headers, body.version)?;
     let patch = to_patch(body)?;
     let ports = &state.ports;
@@ -177,9 +175,7 @@ pub async fn delete_media(
     headers: HeaderMap,
     ApiPath(path): ApiPath<MediaPath>,
 ) -> Result<StatusCode, ApiError> {
-    let model = path.model()?;
-    caller.authorize(&model)?;
-    let media = path.media()?;
+    let (model, media) = path.authorized(&caller)?;
     let expected = if_match_version(&headers)?;
     let ports = &state.ports;
     media::delete(ports.metadata.as_ref(), ports.queue.as_ref(), &model, &media, expected, state.config.purge_delay)

@@ -3,26 +3,36 @@
 //!
 //! One suite per port, taking the adapter as the trait object it tests ([`object_store_suite`]
 //! and [`presigner_suite`], [`media_store_suite`], [`fingerprint_store_suite`],
-//! [`tombstone_store_suite`], [`queue_suite`]; [`metadata_store_suite`] runs the three metadata
+//! [`tombstone_store_suite`], [`job_store_suite`], [`idempotency_store_suite`], [`queue_suite`],
+//! [`lane_control_suite`], [`event_bus_suite`]; [`metadata_store_suite`] runs the five metadata
 //! ones), and panicking with a readable message on the first broken promise. A suite that needs
 //! records to exist takes the media store as well, for fixtures and observations only. Ids and
 //! keys are unique per run, so suites can share one store or one emulator; only [`queue_suite`]
-//! needs queues of its own (it counts their messages).
+//! needs queues of its own (it counts their messages), [`job_store_suite`] a store without jobs
+//! (it counts them across models), and [`lane_control_suite`] lanes nobody else switches.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, SystemTime};
 
+use async_trait::async_trait;
 use bytes::Bytes;
+use phoenix_domain::jobs::{
+    AspectRatio, CropRect, FanOut, FaultPlan, FlipAxis, Job, JobAttempt, JobFailure, JobLease, JobResult, JobStatus,
+    Lane, Operation, Progress, Target,
+};
 use phoenix_domain::media::{
     Claim, Credit, Derivative, FocalPoint, GalleryLink, GpsPosition, MAX_GALLERIES, MAX_TAGS, MediaMetadata, Review,
     ReviewDecision, Severity, SourceInfo, Violation,
 };
 use phoenix_domain::ports::bounds::{MAX_BATCH_GET, PAGE_SIZE};
 use phoenix_domain::ports::{
-    Fingerprint, FingerprintStore, MediaQuery, MediaStore, MetadataStore, ObjectStore, Presigner, PutOptions, Queue,
-    QueueName, StoreError, TombstoneStore, cursor,
+    BusEvent, EventBus, Fingerprint, FingerprintStore, IdempotencyRecord, IdempotencyStore, JobQuery, JobStore,
+    LaneControl, MediaQuery, MediaStore, MetadataStore, ObjectStore, Presigner, PutOptions, Queue, QueueName,
+    QueueStats, StoreError, StoreResult, TombstoneStore, cursor,
 };
-use phoenix_domain::{Category, GalleryId, MediaId, MediaRecord, MediaStatus, ModelId, ObjectKey, Tag, keys};
+use phoenix_domain::{
+    Category, GalleryId, JobId, MediaId, MediaRecord, MediaStatus, ModelId, ObjectKey, Tag, WatermarkName, keys,
+};
 use time::OffsetDateTime;
 
 /// A fresh, lower-case ULID string: unique per call.
@@ -111,6 +121,11 @@ pub fn sample_record(model: &ModelId, media: &MediaId, status: MediaStatus) -> M
             violations: vec![Violation { code: "rights".to_owned(), severity: Severity::High, note: None }],
         }),
         history: Vec::new(),
+        image_version: 1,
+        image_source_key: None,
+        watermark: None,
+        version_origin: None,
+        earlier_versions: Vec::new(),
     }
 }
 
@@ -241,12 +256,15 @@ pub async fn presigner_suite(store: &dyn Presigner, prefix: &str) {
 // Metadata: media, fingerprints, tombstones
 // ---------------------------------------------------------------------------------------------
 
-/// Every metadata port of one adapter: [`media_store_suite`], [`fingerprint_store_suite`] and
-/// [`tombstone_store_suite`].
+/// Every metadata port of one adapter: [`media_store_suite`], [`fingerprint_store_suite`],
+/// [`tombstone_store_suite`], [`job_store_suite`] and [`idempotency_store_suite`]. The store must
+/// hold no jobs yet.
 pub async fn metadata_store_suite(store: &dyn MetadataStore) {
     media_store_suite(store).await;
     fingerprint_store_suite(store, store).await;
     tombstone_store_suite(store, store, store).await;
+    job_store_suite(store).await;
+    idempotency_store_suite(store).await;
 }
 
 async fn list_all(
@@ -841,12 +859,15 @@ pub async fn queue_suite(q: &dyn Queue, main: &QueueName, dlq: &QueueName) {
     let run = run_id();
     assert_eq!(q.depth(main).await.expect("depth"), 0, "queue_suite needs an empty main queue");
     assert_eq!(q.depth(dlq).await.expect("depth"), 0, "queue_suite needs an empty dead-letter queue");
+    let stats = |visible, in_flight, delayed| QueueStats { visible, in_flight, delayed };
+    assert_eq!(q.stats(main).await.expect("stats"), stats(0, 0, 0), "an empty queue counts nothing");
 
     // Send, receive, delete.
     let before = OffsetDateTime::now_utc() - Duration::from_secs(5);
     let body = format!("{{\"run\":\"{run}\",\"n\":1}}");
     let id = q.send(main, &body, Duration::ZERO).await.expect("send");
     assert!(!id.is_empty(), "send returns a message id");
+    assert_eq!(q.stats(main).await.expect("stats"), stats(1, 0, 0), "a sent message is visible");
     let got = q.receive(main, 10, LONG, Duration::from_secs(2)).await.expect("receive");
     assert_eq!(got.len(), 1, "one message sent, one received: {got:?}");
     let m = &got[0];
@@ -856,9 +877,11 @@ pub async fn queue_suite(q: &dyn Queue, main: &QueueName, dlq: &QueueName) {
     let after = OffsetDateTime::now_utc() + Duration::from_secs(5);
     assert!(m.sent_at >= before && m.sent_at <= after, "sent_at {} is when the message was sent", m.sent_at);
     assert_eq!(q.depth(main).await.expect("depth"), 1, "depth counts a message in flight");
+    assert_eq!(q.stats(main).await.expect("stats"), stats(0, 1, 0), "a received message is in flight");
     assert!(q.receive(main, 10, LONG, NO_WAIT).await.expect("receive").is_empty(), "a received message is hidden");
     q.delete(main, &m.receipt).await.expect("delete");
     assert_eq!(q.depth(main).await.expect("depth"), 0, "a deleted message is gone");
+    assert_eq!(q.stats(main).await.expect("stats"), stats(0, 0, 0), "a deleted message is not counted");
 
     // A visibility timeout hides, then redelivers.
     let body = format!("visibility-{run}");
@@ -889,6 +912,9 @@ pub async fn queue_suite(q: &dyn Queue, main: &QueueName, dlq: &QueueName) {
         assert_eq!(got.len(), 1, "receive {n} of the poison message delivers it");
         assert_eq!(got[0].receive_count, n, "receive {n} has receive_count {n}");
         q.change_visibility(main, &got[0].receipt, Duration::ZERO).await.expect("change_visibility to zero");
+        // Visible again at once (a received message made visible is not delayed).
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(q.stats(main).await.expect("stats"), stats(1, 0, 0), "a message made visible again is visible");
     }
     let third = q.receive(main, 10, LONG, Duration::from_secs(1)).await.expect("receive");
     assert!(third.is_empty(), "a message received max-receive (2) times is not delivered a third time: {third:?}");
@@ -903,6 +929,7 @@ pub async fn queue_suite(q: &dyn Queue, main: &QueueName, dlq: &QueueName) {
     // A delay hides the message until it is over.
     let body = format!("delayed-{run}");
     q.send(main, &body, Duration::from_secs(2)).await.expect("send with delay");
+    assert_eq!(q.stats(main).await.expect("stats"), stats(0, 0, 1), "a message sent with a delay is delayed");
     assert!(
         q.receive(main, 10, LONG, NO_WAIT).await.expect("receive").is_empty(),
         "a delayed message is hidden for its delay"
@@ -952,4 +979,650 @@ pub async fn queue_suite(q: &dyn Queue, main: &QueueName, dlq: &QueueName) {
         other => panic!("sending to an unknown queue must be Internal, got {other:?}"),
     }
     assert_eq!(q.depth(main).await.expect("depth"), 0, "refused sends send nothing");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Jobs and idempotency records
+// ---------------------------------------------------------------------------------------------
+
+/// One of each operation (both kinds of crop, regenerate with and without presets), for round
+/// trips: `Operation` is internally tagged by `op`, which every store must keep.
+pub fn sample_operations() -> Vec<Operation> {
+    vec![
+        Operation::Crop { rect: Some(CropRect { x: 10, y: 20, width: 300, height: 400 }), aspect: None },
+        Operation::Crop { rect: None, aspect: Some(AspectRatio { width: 4, height: 5 }) },
+        Operation::Rotate { degrees: 270 },
+        Operation::Flip { axis: FlipAxis::Vertical },
+        Operation::Watermark { profile: WatermarkName::parse("agency-logo").expect("valid watermark name") },
+        Operation::Regenerate { presets: vec!["thumb".to_owned(), "large".to_owned()] },
+        Operation::Regenerate { presets: Vec::new() },
+    ]
+}
+
+/// A plausible job with every optional part filled in: a parent (fanning out, with progress)
+/// when `parent` is `None`, else that parent's child for one media (without progress).
+pub fn sample_job(model: &ModelId, parent: Option<JobId>, status: JobStatus) -> Job {
+    let now = OffsetDateTime::now_utc();
+    let media = MediaId::new();
+    let derivative = Derivative {
+        preset: "thumb".to_owned(),
+        format: "webp".to_owned(),
+        width: 400,
+        height: 500,
+        bytes: 9_876,
+        key: ObjectKey::parse(&format!("derived/{model}/{media}/thumb.webp")).expect("valid key"),
+        preset_version: 3,
+        source_etag: "0123456789abcdef0123456789abcdef".to_owned(),
+        operations: vec!["crop:aspect=4:5".to_owned()],
+    };
+    Job {
+        job_id: JobId::new(),
+        parent_id: parent,
+        model_id: model.clone(),
+        operation: Operation::Regenerate { presets: vec!["thumb".to_owned()] },
+        target: Target { model_id: model.clone(), media_id: parent.map(|_| media), stale: parent.is_none() },
+        lane: Lane::Normal,
+        status,
+        submitted_by: "user-é-1".to_owned(),
+        attempts: vec![
+            JobAttempt {
+                number: 1,
+                started_at: now - Duration::from_secs(30),
+                finished_at: Some(now - Duration::from_secs(20)),
+                error: Some("store unavailable".to_owned()),
+                retry_at: Some(now - Duration::from_secs(10)),
+                backoff_cap_ms: Some(2_000),
+            },
+            JobAttempt {
+                number: 2,
+                started_at: now - Duration::from_secs(5),
+                finished_at: None,
+                error: None,
+                retry_at: None,
+                backoff_cap_ms: None,
+            },
+        ],
+        max_attempts: 5,
+        run_base: 0,
+        lease: Some(JobLease { until: now + Duration::from_secs(60), holder: "message-1".to_owned() }),
+        progress: parent.is_none().then_some(Progress { done: 0, failed: 0, total: 3 }),
+        fan_out: parent.is_none().then(|| FanOut { cursor: Some("eyJhIjoxfQ".to_owned()), complete: true }),
+        result: Some(JobResult {
+            media_id: Some(media),
+            image_version: Some(2),
+            derivatives: vec![derivative],
+            summary: "rebuilt thumb".to_owned(),
+        }),
+        error: Some(JobFailure { code: "internal".to_owned(), message: "«boom»".to_owned() }),
+        fault: Some(FaultPlan { transient_failures: u32::MAX, permanent: false, stall_ms: 250 }),
+        queued_at: now - Duration::from_secs(60),
+        enqueued_at: now - Duration::from_secs(59),
+        started_at: Some(now - Duration::from_secs(30)),
+        finished_at: None,
+        updated_at: now,
+        version: 1,
+        expires_at: now + Duration::from_secs(30 * 24 * 3600),
+    }
+}
+
+/// Every page of `query` (its `cursor` is ignored), checking each page's size.
+async fn list_all_jobs(store: &dyn JobStore, query: &JobQuery) -> Vec<Job> {
+    let mut all = Vec::new();
+    let mut cursor = None;
+    for page_number in 0..200 {
+        let page = store.list_jobs(&JobQuery { cursor: cursor.take(), ..query.clone() }).await.expect("list_jobs");
+        assert!(
+            page.items.len() <= query.limit,
+            "page {page_number} has {} jobs, over the limit {}",
+            page.items.len(),
+            query.limit
+        );
+        all.extend(page.items);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return all,
+        }
+    }
+    panic!("list_jobs did not end after 200 pages");
+}
+
+fn job_ids(jobs: &[Job]) -> Vec<JobId> {
+    jobs.iter().map(|j| j.job_id).collect()
+}
+
+/// Retries a write that a concurrent writer made transient (DynamoDB cancels one of two
+/// transactions on the same item).
+async fn retrying<F, Fut>(mut write: F) -> StoreResult<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<()>>,
+{
+    for _ in 0..20 {
+        match write().await {
+            Err(StoreError::Unavailable(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
+            other => return other,
+        }
+    }
+    write().await
+}
+
+/// Jobs: create, read, versioned updates, children counted in their parent exactly once and
+/// atomically, listings by model, model and status, and status across models, and counts. The
+/// store must hold no jobs yet (counts and status listings span every model).
+pub async fn job_store_suite(store: &dyn JobStore) {
+    for status in JobStatus::ALL {
+        assert_eq!(
+            store.count_jobs(status).await.expect("count_jobs"),
+            0,
+            "job_store_suite needs a store without jobs"
+        );
+    }
+    // What the store must hold, as the listings and counts below expect it.
+    let mut live: BTreeMap<JobId, Job> = BTreeMap::new();
+    let model = ModelId::parse(&format!("conf-jobs-{}", run_id())).expect("valid model id");
+    let other_model = ModelId::parse(&format!("conf-jobs-other-{}", run_id())).expect("valid model id");
+
+    // Create and read back, every operation.
+    for operation in sample_operations() {
+        let mut job = sample_job(&model, None, JobStatus::Queued);
+        job.operation = operation;
+        store.create_job(&job).await.expect("create_job");
+        assert_eq!(
+            store.get_job(&job.job_id).await.expect("get_job after create"),
+            job,
+            "get_job returns the job created, field for field"
+        );
+        live.insert(job.job_id, job);
+    }
+    let first = live.values().next().cloned().expect("a job");
+    let mut again = first.clone();
+    again.status = JobStatus::Running;
+    match store.create_job(&again).await {
+        Err(StoreError::AlreadyExists) => {}
+        other => panic!("creating a job id twice must be AlreadyExists, got {other:?}"),
+    }
+    assert_eq!(store.get_job(&first.job_id).await.expect("get_job"), first, "a refused create changes nothing");
+    assert!(
+        matches!(store.get_job(&JobId::new()).await, Err(StoreError::NotFound)),
+        "get of a missing job is NotFound"
+    );
+
+    // Past its expiry a job is absent (TTL deletes lazily).
+    let mut expired = sample_job(&model, None, JobStatus::Queued);
+    expired.expires_at = OffsetDateTime::now_utc() - Duration::from_secs(3600);
+    store.create_job(&expired).await.expect("create an expired job");
+    assert!(
+        matches!(store.get_job(&expired.job_id).await, Err(StoreError::NotFound)),
+        "a job past expires_at is NotFound"
+    );
+    let mut stale_expired = expired.clone();
+    stale_expired.version = 2;
+    assert!(
+        matches!(store.update_job(&stale_expired).await, Err(StoreError::NotFound)),
+        "an expired job cannot be updated"
+    );
+
+    // Versioned updates; a status change moves the job between listings (checked at the end).
+    let mut updated = first.clone();
+    updated.version = 2;
+    updated.status = JobStatus::Running;
+    updated.updated_at = OffsetDateTime::now_utc();
+    updated.attempts.truncate(1);
+    updated.error = None;
+    store.update_job(&updated).await.expect("update_job with the next version");
+    assert_eq!(
+        store.get_job(&first.job_id).await.expect("get_job after update"),
+        updated,
+        "get_job returns the update"
+    );
+    live.insert(updated.job_id, updated.clone());
+    for (what, version) in [("a stale update", 2), ("an update skipping versions", 5)] {
+        let mut bad = updated.clone();
+        bad.version = version;
+        bad.status = JobStatus::Cancelled;
+        match store.update_job(&bad).await {
+            Err(StoreError::VersionConflict { current: Some(2) }) => {}
+            other => panic!("{what} must be VersionConflict {{ current: Some(2) }}, got {other:?}"),
+        }
+    }
+    let mut zero = updated.clone();
+    zero.version = 0;
+    assert!(matches!(store.update_job(&zero).await, Err(StoreError::Invalid(_))), "a job's version starts at 1");
+    let mut absent = sample_job(&model, None, JobStatus::Queued);
+    absent.version = 2;
+    assert!(matches!(store.update_job(&absent).await, Err(StoreError::NotFound)), "updating a missing job is NotFound");
+    assert_eq!(store.get_job(&first.job_id).await.expect("get_job"), updated, "refused updates change nothing");
+
+    finish_children(store, &model, &mut live).await;
+
+    // Another model's jobs, in several statuses, for the listings.
+    for status in [JobStatus::Queued, JobStatus::Succeeded, JobStatus::Failed, JobStatus::Queued] {
+        let job = sample_job(&other_model, None, status);
+        store.create_job(&job).await.expect("create_job in another model");
+        live.insert(job.job_id, job);
+    }
+    job_listings(store, &[model, other_model], &live).await;
+}
+
+/// `finish_child`: the child's conditional write and its parent's count commit together or not
+/// at all; a child is counted once, however often it is finished.
+async fn finish_children(store: &dyn JobStore, model: &ModelId, live: &mut BTreeMap<JobId, Job>) {
+    let parent = sample_job(model, None, JobStatus::Running);
+    store.create_job(&parent).await.expect("create a parent");
+    let mut children = Vec::new();
+    for _ in 0..8 {
+        let child = sample_job(model, Some(parent.job_id), JobStatus::Running);
+        store.create_job(&child).await.expect("create a child");
+        children.push(child);
+    }
+    let ended = |child: &Job, status: JobStatus| {
+        let mut ended = child.clone();
+        ended.version += 1;
+        ended.status = status;
+        ended.finished_at = Some(OffsetDateTime::now_utc());
+        ended.updated_at = OffsetDateTime::now_utc();
+        ended.lease = None;
+        ended
+    };
+    let mut expected_parent = parent.clone();
+    let count = |expected: &mut Job, child: &Job, failed: bool| {
+        let progress = expected.progress.get_or_insert_default();
+        progress.done += 1;
+        progress.failed += u64::from(failed);
+        expected.version += 1;
+        expected.updated_at = child.updated_at;
+    };
+
+    // A success, then a failure.
+    let done = ended(&children[0], JobStatus::Succeeded);
+    store.finish_child(&done, false).await.expect("finish_child");
+    count(&mut expected_parent, &done, false);
+    assert_eq!(store.get_job(&done.job_id).await.expect("get the child"), done, "the child is written");
+    assert_eq!(
+        store.get_job(&parent.job_id).await.expect("get the parent"),
+        expected_parent,
+        "the parent counts the child in progress.done, with a new version and updated_at, nothing else"
+    );
+    let failed = ended(&children[1], JobStatus::Failed);
+    store.finish_child(&failed, true).await.expect("finish_child of a failed child");
+    count(&mut expected_parent, &failed, true);
+    let stored = store.get_job(&parent.job_id).await.expect("get the parent");
+    assert_eq!(stored, expected_parent, "a failed child counts in done and failed");
+    assert_eq!(stored.progress, Some(Progress { done: 2, failed: 1, total: 3 }));
+
+    // The same child again (a redelivered message): refused, and counted once.
+    match store.finish_child(&done, false).await {
+        Err(StoreError::VersionConflict { current: Some(v) }) if v == done.version => {}
+        other => panic!("finishing a child twice must be VersionConflict, got {other:?}"),
+    }
+    let mut skipping = ended(&children[2], JobStatus::Succeeded);
+    skipping.version += 3;
+    match store.finish_child(&skipping, false).await {
+        Err(StoreError::VersionConflict { current: Some(1) }) => {}
+        other => panic!("a child written against another version must be VersionConflict, got {other:?}"),
+    }
+    assert_eq!(store.get_job(&children[2].job_id).await.expect("get"), children[2], "a refused child is not written");
+    let mut ghost = sample_job(model, Some(parent.job_id), JobStatus::Succeeded);
+    ghost.version = 2;
+    assert!(
+        matches!(store.finish_child(&ghost, false).await, Err(StoreError::NotFound)),
+        "a missing child is NotFound"
+    );
+    assert_eq!(store.get_job(&parent.job_id).await.expect("get the parent"), expected_parent, "refusals count nothing");
+
+    // A child of a parent that is gone: NotFound, and the child is not written either.
+    let orphan = sample_job(model, Some(JobId::new()), JobStatus::Running);
+    store.create_job(&orphan).await.expect("create an orphan");
+    let orphan_done = ended(&orphan, JobStatus::Succeeded);
+    assert!(
+        matches!(store.finish_child(&orphan_done, false).await, Err(StoreError::NotFound)),
+        "a missing parent is NotFound"
+    );
+    assert_eq!(store.get_job(&orphan.job_id).await.expect("get"), orphan, "nothing is written without the parent");
+    live.insert(orphan.job_id, orphan.clone());
+    // A job without a parent is not a child.
+    let mut not_a_child = ended(&orphan, JobStatus::Succeeded);
+    not_a_child.parent_id = None;
+    assert!(
+        matches!(store.finish_child(&not_a_child, false).await, Err(StoreError::Invalid(_))),
+        "a job without parent_id is Invalid"
+    );
+
+    // A parent whose progress was never initialised gets one.
+    let mut bare = sample_job(model, None, JobStatus::Running);
+    bare.progress = None;
+    store.create_job(&bare).await.expect("create a parent without progress");
+    let bare_child = sample_job(model, Some(bare.job_id), JobStatus::Running);
+    store.create_job(&bare_child).await.expect("create its child");
+    let bare_done = ended(&bare_child, JobStatus::Succeeded);
+    store.finish_child(&bare_done, true).await.expect("finish_child into a parent without progress");
+    let bare_now = store.get_job(&bare.job_id).await.expect("get the parent");
+    assert_eq!(bare_now.progress, Some(Progress { done: 1, failed: 1, total: 0 }), "progress starts at zero");
+    assert!(bare_now.version > bare.version, "the parent's version moves");
+    assert_eq!(bare_now.updated_at, bare_done.updated_at, "the parent's updated_at is the child's");
+    live.insert(bare_now.job_id, bare_now);
+    live.insert(bare_done.job_id, bare_done);
+
+    // The other siblings, one after the other.
+    let rest: Vec<Job> = children[2..6].iter().map(|c| ended(c, JobStatus::Succeeded)).collect();
+    for (n, child) in rest.iter().enumerate() {
+        store.finish_child(child, n == 2).await.expect("finish_child");
+    }
+    let stored = store.get_job(&parent.job_id).await.expect("get the parent");
+    assert_eq!(stored.progress, Some(Progress { done: 6, failed: 2, total: 3 }), "every sibling counted once");
+    assert_eq!(stored.version, expected_parent.version + 4, "each count bumps the version");
+    live.insert(stored.job_id, stored);
+    for child in [done, failed].into_iter().chain(rest).chain(children[6..].iter().cloned()) {
+        live.insert(child.job_id, child);
+    }
+}
+
+/// Siblings finishing at the same moment are each counted once (a transient refusal is retried,
+/// as their messages would be). Not for moto: it applies concurrent updates of one item without
+/// isolation, so it loses increments that DynamoDB's transactions serialize.
+pub async fn concurrent_children_suite(store: &dyn JobStore) {
+    let model = ModelId::parse(&format!("conf-jobs-race-{}", run_id())).expect("valid model id");
+    let mut parent = sample_job(&model, None, JobStatus::Running);
+    parent.progress = Some(Progress { done: 0, failed: 0, total: 6 });
+    store.create_job(&parent).await.expect("create a parent");
+    let mut ended = Vec::new();
+    for _ in 0..6 {
+        let child = sample_job(&model, Some(parent.job_id), JobStatus::Running);
+        store.create_job(&child).await.expect("create a child");
+        let mut done = child;
+        done.version += 1;
+        done.status = JobStatus::Succeeded;
+        ended.push(done);
+    }
+    let ended = &ended;
+    let finish = |n: usize| retrying(move || store.finish_child(&ended[n], n.is_multiple_of(3)));
+    let results = tokio::join!(finish(0), finish(1), finish(2), finish(3), finish(4), finish(5));
+    for (n, result) in [results.0, results.1, results.2, results.3, results.4, results.5].into_iter().enumerate() {
+        result.unwrap_or_else(|e| panic!("concurrent finish_child {n}: {e}"));
+    }
+    let stored = store.get_job(&parent.job_id).await.expect("get the parent");
+    assert_eq!(stored.progress, Some(Progress { done: 6, failed: 2, total: 6 }), "every sibling counted once");
+    assert_eq!(stored.version, parent.version + 6, "each count bumps the version once");
+}
+
+/// Listings and counts against what the store must hold (`live`), for every index and order.
+async fn job_listings(store: &dyn JobStore, models: &[ModelId], live: &BTreeMap<JobId, Job>) {
+    let mut queries = Vec::new();
+    for oldest_first in [false, true] {
+        for model in models {
+            queries.push(JobQuery { model: Some(model.clone()), oldest_first, ..JobQuery::default() });
+            for status in [JobStatus::Queued, JobStatus::Running, JobStatus::Cancelled] {
+                queries.push(JobQuery {
+                    model: Some(model.clone()),
+                    status: Some(status),
+                    oldest_first,
+                    ..JobQuery::default()
+                });
+            }
+        }
+        for status in JobStatus::ALL {
+            queries.push(JobQuery { status: Some(status), oldest_first, ..JobQuery::default() });
+        }
+    }
+    for query in &queries {
+        let mut expected: Vec<JobId> = live.values().filter(|j| query.matches(j)).map(|j| j.job_id).collect();
+        if !query.oldest_first {
+            expected.reverse();
+        }
+        for limit in [1, 2, 100] {
+            let query = JobQuery { limit, ..query.clone() };
+            let listed = list_all_jobs(store, &query).await;
+            assert_eq!(job_ids(&listed), expected, "list_jobs of {query:?}: every live match once, in id order");
+            for job in &listed {
+                assert_eq!(job, &live[&job.job_id], "a listed job is the stored job");
+            }
+        }
+    }
+    for status in JobStatus::ALL {
+        let expected = live.values().filter(|j| j.status == status).count() as u64;
+        assert_eq!(
+            store.count_jobs(status).await.expect("count_jobs"),
+            expected,
+            "count_jobs({status:?}) counts every model's live jobs"
+        );
+    }
+
+    // Refusals: no index, page sizes, cursors of other listings.
+    match store.list_jobs(&JobQuery { limit: 10, ..JobQuery::default() }).await {
+        Err(StoreError::Invalid(_)) => {}
+        other => panic!("a job listing without model or status must be Invalid, got {other:?}"),
+    }
+    let by_model = JobQuery { model: Some(models[0].clone()), limit: 1, ..JobQuery::default() };
+    for limit in [*PAGE_SIZE.start() - 1, *PAGE_SIZE.end() + 1] {
+        match store.list_jobs(&JobQuery { limit, ..by_model.clone() }).await {
+            Err(StoreError::Invalid(_)) => {}
+            other => panic!("a page of {limit} jobs must be Invalid, got {other:?}"),
+        }
+    }
+    let page = store.list_jobs(&by_model).await.expect("list_jobs");
+    let cursor = page.next_cursor.expect("more than one job in the model");
+    let others = [
+        JobQuery { model: Some(models[1].clone()), ..by_model.clone() },
+        JobQuery { oldest_first: true, ..by_model.clone() },
+        JobQuery { status: Some(JobStatus::Queued), ..by_model.clone() },
+        JobQuery { model: None, status: Some(JobStatus::Queued), ..by_model.clone() },
+    ];
+    for other in others {
+        match store.list_jobs(&JobQuery { cursor: Some(cursor.clone()), ..other.clone() }).await {
+            Err(StoreError::Invalid(_)) => {}
+            got => panic!("a cursor of {by_model:?} used for {other:?} must be Invalid, got {got:?}"),
+        }
+    }
+    let foreign =
+        cursor::encode(&JobQuery { model: Some(models[1].clone()), ..by_model.clone() }.listing(), &JobId::new())
+            .expect("a cursor");
+    let garbage = ["not a cursor", "!!!", "eyJmb28iOiJiYXIifQ", foreign.as_str()];
+    for bad in garbage {
+        match store.list_jobs(&JobQuery { cursor: Some(bad.to_owned()), ..by_model.clone() }).await {
+            Err(StoreError::Invalid(_)) => {}
+            other => panic!("a cursor {bad:?} this listing did not return must be Invalid, got {other:?}"),
+        }
+    }
+}
+
+fn idempotency_record(scope: &str, key: &str) -> IdempotencyRecord {
+    let now = OffsetDateTime::now_utc();
+    IdempotencyRecord {
+        scope: scope.to_owned(),
+        key: key.to_owned(),
+        request_hash: "ab".repeat(32),
+        job_id: JobId::new(),
+        in_flight_until: Some(now + Duration::from_secs(30)),
+        created_at: now,
+        expires_at: now + Duration::from_secs(24 * 3600),
+        version: 1,
+    }
+}
+
+/// Idempotency records: one per (scope, key), whatever characters either holds; conditional
+/// updates; absent once expired.
+pub async fn idempotency_store_suite(store: &dyn IdempotencyStore) {
+    let run = run_id();
+    let scope = format!("user-{run}");
+    let record = idempotency_record(&scope, "key-1");
+    store.create_idempotency(&record).await.expect("create_idempotency");
+    assert_eq!(store.get_idempotency(&scope, "key-1").await.expect("get_idempotency"), record, "the record as created");
+    let mut other_body = idempotency_record(&scope, "key-1");
+    other_body.request_hash = "cd".repeat(32);
+    match store.create_idempotency(&other_body).await {
+        Err(StoreError::AlreadyExists) => {}
+        other => panic!("a key in use must be AlreadyExists, got {other:?}"),
+    }
+    assert_eq!(store.get_idempotency(&scope, "key-1").await.expect("get"), record, "a refused create changes nothing");
+    assert!(
+        matches!(store.get_idempotency(&scope, "key-2").await, Err(StoreError::NotFound)),
+        "an unused key is NotFound"
+    );
+    assert!(
+        matches!(store.get_idempotency(&format!("other-{run}"), "key-1").await, Err(StoreError::NotFound)),
+        "keys are scoped to their caller"
+    );
+
+    // Separators and escapes in scope and key never make two records one.
+    let tricky = [
+        (format!("{scope}#a"), "b".to_owned()),
+        (scope.clone(), "a#b".to_owned()),
+        (format!("{scope}%23a"), "b".to_owned()),
+        (scope.clone(), "a%23b".to_owned()),
+        (scope.clone(), "~!\"$&'()*+,-./:;<=>?@[\\]^_`{|}".to_owned()),
+    ];
+    let mut made = Vec::new();
+    for (s, k) in &tricky {
+        let r = idempotency_record(s, k);
+        store.create_idempotency(&r).await.unwrap_or_else(|e| panic!("create_idempotency({s:?}, {k:?}): {e}"));
+        made.push(r);
+    }
+    for r in &made {
+        assert_eq!(
+            store.get_idempotency(&r.scope, &r.key).await.expect("get"),
+            *r,
+            "({:?}, {:?}) is its own record",
+            r.scope,
+            r.key
+        );
+    }
+
+    // Conditional updates.
+    let mut done = record.clone();
+    done.version = 2;
+    done.in_flight_until = None;
+    store.update_idempotency(&done).await.expect("update_idempotency");
+    assert_eq!(store.get_idempotency(&scope, "key-1").await.expect("get"), done, "the update is stored");
+    for (what, version) in [("a stale update", 2), ("an update skipping versions", 4)] {
+        let mut bad = done.clone();
+        bad.version = version;
+        bad.in_flight_until = Some(OffsetDateTime::now_utc());
+        match store.update_idempotency(&bad).await {
+            Err(StoreError::VersionConflict { current: Some(2) }) => {}
+            other => panic!("{what} must be VersionConflict {{ current: Some(2) }}, got {other:?}"),
+        }
+    }
+    let mut zero = done.clone();
+    zero.version = 0;
+    assert!(matches!(store.update_idempotency(&zero).await, Err(StoreError::Invalid(_))), "versions start at 1");
+    let mut missing = idempotency_record(&scope, "never-made");
+    missing.version = 2;
+    assert!(
+        matches!(store.update_idempotency(&missing).await, Err(StoreError::NotFound)),
+        "updating a missing key is NotFound"
+    );
+    assert_eq!(store.get_idempotency(&scope, "key-1").await.expect("get"), done, "refused updates change nothing");
+
+    // Past its expiry a key is forgotten: absent, and free for a new first use.
+    let mut old = idempotency_record(&scope, "expired");
+    old.expires_at = OffsetDateTime::now_utc() - Duration::from_secs(60);
+    store.create_idempotency(&old).await.expect("create an expired record");
+    assert!(
+        matches!(store.get_idempotency(&scope, "expired").await, Err(StoreError::NotFound)),
+        "an expired key is NotFound"
+    );
+    let mut old_update = old.clone();
+    old_update.version = 2;
+    assert!(
+        matches!(store.update_idempotency(&old_update).await, Err(StoreError::NotFound)),
+        "an expired key cannot be updated"
+    );
+    let fresh = idempotency_record(&scope, "expired");
+    store.create_idempotency(&fresh).await.expect("an expired key is free again");
+    assert_eq!(store.get_idempotency(&scope, "expired").await.expect("get"), fresh);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lane controls
+// ---------------------------------------------------------------------------------------------
+
+async fn paused(lanes: &dyn LaneControl) -> (bool, bool) {
+    (
+        lanes.is_paused(Lane::High).await.expect("is_paused(high)"),
+        lanes.is_paused(Lane::Normal).await.expect("is_paused(normal)"),
+    )
+}
+
+/// Pausing and resuming each lane, alone and idempotently. Both lanes must start running; the
+/// suite leaves them running.
+pub async fn lane_control_suite(lanes: &dyn LaneControl) {
+    assert_eq!(paused(lanes).await, (false, false), "lane_control_suite needs both lanes running");
+    lanes.set_paused(Lane::High, true).await.expect("pause high");
+    assert_eq!(paused(lanes).await, (true, false), "pausing one lane pauses only it");
+    lanes.set_paused(Lane::High, true).await.expect("pause high again");
+    assert_eq!(paused(lanes).await, (true, false), "pausing a paused lane keeps it paused");
+    lanes.set_paused(Lane::Normal, true).await.expect("pause normal");
+    lanes.set_paused(Lane::High, false).await.expect("resume high");
+    assert_eq!(paused(lanes).await, (false, true), "resuming one lane resumes only it");
+    lanes.set_paused(Lane::Normal, false).await.expect("resume normal");
+    lanes.set_paused(Lane::Normal, false).await.expect("resume normal again");
+    assert_eq!(paused(lanes).await, (false, false), "resuming a running lane keeps it running");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Event bus
+// ---------------------------------------------------------------------------------------------
+
+/// What listeners received from a bus: each event in EventBridge's envelope (`source`,
+/// `detail-type`, `detail`, `time`) as a rule's target (an SQS queue) or the local file holds it.
+#[async_trait]
+pub trait DeliveredEvents: Send + Sync {
+    /// Events delivered since the suite began, waiting a few seconds for at least `want`.
+    async fn delivered(&self, want: usize) -> Vec<serde_json::Value>;
+}
+
+/// An envelope's `time`: RFC 3339 as EventBridge writes it, or seconds since the epoch (moto
+/// passes on the request's number).
+fn envelope_time(value: &serde_json::Value) -> Option<OffsetDateTime> {
+    match value {
+        serde_json::Value::String(text) => {
+            OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+        }
+        serde_json::Value::Number(secs) => {
+            OffsetDateTime::from_unix_timestamp_nanos((secs.as_f64()? * 1e9) as i128).ok()
+        }
+        _ => None,
+    }
+}
+
+/// Published events reach listeners with their source, detail type, detail and time.
+pub async fn event_bus_suite(bus: &dyn EventBus, listeners: &dyn DeliveredEvents) {
+    let run = run_id();
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).expect("a whole second");
+    let mut published = Vec::new();
+    for (n, kind) in ["job.queued", "job.started", "job.succeeded"].into_iter().enumerate() {
+        let event = BusEvent {
+            source: "phoenix.jobs",
+            detail_type: kind.to_owned(),
+            detail: serde_json::json!({
+                "event_id": format!("{run}-{n}"),
+                "schema_version": 1,
+                "kind": kind.trim_start_matches("job."),
+                "result": { "summary": "rebuilt «thumb», large", "image_version": n },
+                "tags": ["a", "b"],
+            }),
+            time: now - Duration::from_secs(n as u64),
+        };
+        bus.publish(&event).await.unwrap_or_else(|e| panic!("publish {kind}: {e}"));
+        published.push(event);
+    }
+    let delivered = listeners.delivered(published.len()).await;
+    let ours: Vec<&serde_json::Value> =
+        delivered.iter().filter(|e| e["detail"]["event_id"].as_str().is_some_and(|id| id.starts_with(&run))).collect();
+    assert_eq!(ours.len(), published.len(), "every event is delivered once: {delivered:?}");
+    for event in &published {
+        let got = ours
+            .iter()
+            .find(|e| e["detail"]["event_id"] == event.detail["event_id"])
+            .unwrap_or_else(|| panic!("{} was not delivered: {ours:?}", event.detail_type));
+        assert_eq!(got["source"], "phoenix.jobs", "the source arrives: {got}");
+        assert_eq!(got["detail-type"], event.detail_type.as_str(), "the detail type arrives: {got}");
+        assert_eq!(got["detail"], event.detail, "the detail arrives unchanged");
+        let time = envelope_time(&got["time"]).unwrap_or_else(|| panic!("the envelope has a time: {got}"));
+        assert!(
+            (time - event.time).abs() < time::Duration::seconds(1),
+            "the event's time arrives: {time} vs {}",
+            event.time
+        );
+    }
 }

@@ -117,6 +117,9 @@ impl Queue for Fakes {
     async fn depth(&self, _: &QueueName) -> StoreResult<u64> {
         unreachable!("use cases only send")
     }
+    async fn stats(&self, _: &QueueName) -> StoreResult<crate::ports::QueueStats> {
+        unreachable!("use cases only send")
+    }
 }
 
 /// A fresh upload of model `m1` at version 1, with no bytes yet.

@@ -9,6 +9,7 @@ pub(crate) mod fakes;
 mod regenerate;
 mod review;
 pub mod upload;
+mod versions;
 
 pub use arrival::{Arrival, arrival};
 pub use delete::delete;
@@ -17,6 +18,9 @@ pub use error::MediaError;
 pub use regenerate::regenerate;
 pub use review::review;
 pub use upload::{UploadError, UploadRequest, create_upload, renew_upload};
+pub use versions::{
+    AppliedWatermark, ImageVersion, MAX_VERSIONS, NewVersion, RestoreRequest, VersionOrigin, restore_version,
+};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -294,6 +298,25 @@ pub struct MediaRecord {
     /// Newest first, at most [`HISTORY_CAP`] entries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<HistoryEntry>,
+    /// The current image version's number: 1 is the upload; each edit or restore adds one.
+    #[serde(default = "first_version")]
+    pub image_version: u32,
+    /// The current version's source when an edit made it (else the original is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_source_key: Option<crate::ids::ObjectKey>,
+    /// The watermark the current version's derivatives carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<AppliedWatermark>,
+    /// How the current version was made (absent for the upload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_origin: Option<VersionOrigin>,
+    /// Earlier versions, oldest first, at most [`MAX_VERSIONS`] - 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier_versions: Vec<ImageVersion>,
+}
+
+fn first_version() -> u32 {
+    1
 }
 
 /// History is for "what happened lately": older lines fall off so a record stays small
@@ -339,6 +362,11 @@ impl MediaRecord {
             galleries: Vec::new(),
             review: None,
             history: Vec::new(),
+            image_version: 1,
+            image_source_key: None,
+            watermark: None,
+            version_origin: None,
+            earlier_versions: Vec::new(),
         }
     }
 

@@ -159,8 +159,14 @@ pub trait TombstoneStore: Send + Sync {
     async fn remove_tombstone(&self, model: &ModelId, media: &MediaId) -> StoreResult<()>;
 }
 
-/// Everything the media library keeps, for wiring: adapters implement the small traits and get
-/// this one for free. Use cases name the small traits they use.
-pub trait MetadataStore: MediaStore + FingerprintStore + TombstoneStore {}
+/// What the media library keeps (records, fingerprints, tombstones), for wiring the upload
+/// processor, which needs nothing else. Adapters implement the small traits and get this for free.
+pub trait LibraryStore: MediaStore + FingerprintStore + TombstoneStore {}
 
-impl<T: MediaStore + FingerprintStore + TombstoneStore + ?Sized> MetadataStore for T {}
+impl<T: MediaStore + FingerprintStore + TombstoneStore + ?Sized> LibraryStore for T {}
+
+/// Everything the metadata store keeps, for wiring: the library, jobs and idempotency keys.
+/// Use cases name the small traits they use.
+pub trait MetadataStore: LibraryStore + super::JobStore + super::IdempotencyStore {}
+
+impl<T: LibraryStore + super::JobStore + super::IdempotencyStore + ?Sized> MetadataStore for T {}

@@ -5,15 +5,19 @@
 
 pub mod bounds;
 pub mod cursor;
+mod events;
+mod jobs;
 mod media;
 mod objects;
 mod queue;
 
+pub use events::{BusEvent, EventBus};
+pub use jobs::{IdempotencyRecord, IdempotencyStore, JobQuery, JobStore, LaneControl};
 pub use media::{
-    Fingerprint, FingerprintStore, ListIndex, MediaQuery, MediaStore, MetadataStore, Page, TombstoneStore,
+    Fingerprint, FingerprintStore, LibraryStore, ListIndex, MediaQuery, MediaStore, MetadataStore, Page, TombstoneStore,
 };
 pub use objects::{ListPage, ObjectInfo, ObjectStore, PresignedRequest, Presigner, PutOptions};
-pub use queue::{Queue, QueueName, ReceivedMessage};
+pub use queue::{Queue, QueueName, QueueStats, ReceivedMessage};
 
 /// Errors every port reports. Only `Unavailable` is transient (retry later); the rest are final.
 #[derive(Debug, thiserror::Error)]

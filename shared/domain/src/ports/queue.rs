@@ -14,6 +14,21 @@ pub struct QueueName(pub &'static str);
 impl QueueName {
     pub const INGEST: QueueName = QueueName("ingest");
     pub const INGEST_DLQ: QueueName = QueueName("ingest-dlq");
+    pub const JOBS_HIGH: QueueName = QueueName("jobs-high");
+    pub const JOBS_HIGH_DLQ: QueueName = QueueName("jobs-high-dlq");
+    pub const JOBS_NORMAL: QueueName = QueueName("jobs-normal");
+    pub const JOBS_NORMAL_DLQ: QueueName = QueueName("jobs-normal-dlq");
+}
+
+/// A queue's approximate counts, as SQS reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QueueStats {
+    /// Waiting to be received.
+    pub visible: u64,
+    /// Received and not yet deleted (being worked on, or hidden by a backoff).
+    pub in_flight: u64,
+    /// Sent with a delay that has not passed.
+    pub delayed: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,4 +59,6 @@ pub trait Queue: Send + Sync {
     async fn change_visibility(&self, queue: &QueueName, receipt: &str, visibility: Duration) -> StoreResult<()>;
     /// Approximate number of messages waiting (visible and in flight).
     async fn depth(&self, queue: &QueueName) -> StoreResult<u64>;
+    /// Approximate visible, in-flight and delayed counts.
+    async fn stats(&self, queue: &QueueName) -> StoreResult<QueueStats>;
 }

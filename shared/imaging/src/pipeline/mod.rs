@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use tracing::debug;
 
 use self::plan::{cascade, plan};
-use self::render::{Rendered, render_and_encode};
+use self::render::{Finishing, Rendered, render_and_encode};
+pub(crate) use self::source::decode_upright;
 use self::source::{decode_source, jpeg_has_end};
 use crate::analysis::Analysis;
 use crate::{ImageFormat, ImageLimits, ImagingError, OutputFormat, Preset, PresetSet, Probe, RenderOptions};
@@ -35,16 +36,27 @@ pub struct Rendition {
 /// By hand so a logged rendition shows its size, not megabytes of numbers.
 impl fmt::Debug for Rendition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Rendition")
-            .field("preset", &self.preset)
-            .field("preset_version", &self.preset_version)
-            .field("format", &self.format)
-            .field("width", &self.width)
-            .field("height", &self.height)
-            .field("bytes", &format_args!("<{} bytes>", self.bytes.len()))
-            .field("operations", &self.operations)
-            .finish()
+        let mut out = f.debug_struct("Rendition");
+        out.field("preset", &self.preset).field("preset_version", &self.preset_version);
+        finish_image(&mut out, &self.format, (self.width, self.height), &self.bytes, &self.operations)
     }
+}
+
+/// The fields an encoded image's `Debug` ends with: its format, dimensions, the size of its
+/// bytes (not the bytes) and the operations that made it.
+pub(crate) fn finish_image(
+    out: &mut fmt::DebugStruct<'_, '_>,
+    format: &dyn fmt::Debug,
+    (width, height): (u32, u32),
+    bytes: &[u8],
+    operations: &[String],
+) -> fmt::Result {
+    out.field("format", format)
+        .field("width", &width)
+        .field("height", &height)
+        .field("bytes", &format_args!("<{} bytes>", bytes.len()))
+        .field("operations", &operations)
+        .finish()
 }
 
 /// Wall time per stage, for logs and for sizing the function's memory/CPU.
@@ -83,12 +95,9 @@ pub fn process(
 ) -> Result<Processed, ImagingError> {
     let started = Instant::now();
     let probe = crate::probe(bytes, limits)?;
-    if probe.format == ImageFormat::Jpeg && !jpeg_has_end(bytes) {
-        // Decoders pad a truncated scan with grey rather than failing, so check here.
-        return Err(ImagingError::CorruptImage {
-            format: Some(ImageFormat::Jpeg),
-            detail: "the file ends before the end-of-image marker; it is probably truncated".into(),
-        });
+    check_complete(bytes, &probe)?;
+    if let Some(mark) = &options.watermark {
+        mark.validate()?;
     }
     let selected: Vec<&Preset> =
         presets.presets.iter().filter(|p| only.is_none_or(|names| names.contains(&p.name.as_str()))).collect();
@@ -99,13 +108,26 @@ pub fn process(
     let decoded = contain("decoding", || decode_source(bytes, &probe, limits, &jobs))??;
     let decode_time = started.elapsed();
 
-    let rendered = contain("rendering", || render_and_encode(decoded, &probe, &jobs, &sources, presets.background))??;
+    let finishing = Finishing { background: presets.background, watermark: options.watermark.as_ref() };
+    let rendered = contain("rendering", || render_and_encode(decoded, &probe, &jobs, &sources, finishing))??;
     let Rendered { renditions, analysis, resize: resize_time, encode: encode_time, analysis_time } = rendered;
 
     let timings =
         StageTimings { decode: decode_time, resize: resize_time, encode: encode_time, analysis: analysis_time };
     debug!(?timings, width = probe.width, height = probe.height, "image processed");
     Ok(Processed { probe, renditions, analysis, timings })
+}
+
+/// Refuses a JPEG without its end-of-image marker: decoders pad a truncated scan with grey rather
+/// than failing, so the decode alone would not notice.
+pub(crate) fn check_complete(bytes: &[u8], probe: &Probe) -> Result<(), ImagingError> {
+    if probe.format == ImageFormat::Jpeg && !jpeg_has_end(bytes) {
+        return Err(ImagingError::CorruptImage {
+            format: Some(ImageFormat::Jpeg),
+            detail: "the file ends before the end-of-image marker; it is probably truncated".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Runs codec code so that a panic in it (a bug reachable by crafted input) becomes a rejection.

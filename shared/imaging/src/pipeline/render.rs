@@ -16,6 +16,7 @@ use crate::color::ColorConversion;
 use crate::decode::{Channels, Decoded, Pixels};
 use crate::encode::Encoders;
 use crate::preset::hex_colour;
+use crate::watermark::{self, Watermark};
 use crate::{ImagingError, OutputFormat, Preset, Probe};
 
 /// Encoding is most of the work and renditions are independent: one thread per core, up to this.
@@ -60,6 +61,21 @@ fn encode_one(encoders: &mut Encoders, task: &EncodeTask<'_>, background: [u8; 3
     })
 }
 
+/// What renditions get once resized, besides encoding: the colour alpha is flattened onto (JPEG,
+/// the analysis) and the watermark, on the presets it names.
+#[derive(Clone, Copy)]
+pub(super) struct Finishing<'w> {
+    pub(super) background: [u8; 3],
+    pub(super) watermark: Option<&'w Watermark>,
+}
+
+impl<'w> Finishing<'w> {
+    /// The watermark, if `preset`'s renditions get it.
+    fn watermark_for(&self, preset: &Preset) -> Option<&'w Watermark> {
+        self.watermark.filter(|m| m.applies_to(&preset.name))
+    }
+}
+
 pub(super) struct Rendered {
     pub(super) renditions: Vec<Rendition>,
     pub(super) analysis: Analysis,
@@ -76,7 +92,7 @@ pub(super) fn render_and_encode(
     probe: &Probe,
     jobs: &[Job<'_>],
     plan: &[(usize, From)],
-    background: [u8; 3],
+    finishing: Finishing<'_>,
 ) -> Result<Rendered, ImagingError> {
     // Slots for the renditions in the presets' order, each preset's formats in its order.
     let mut slots = Vec::with_capacity(jobs.len());
@@ -85,7 +101,7 @@ pub(super) fn render_and_encode(
         first_slot.push(slots.len());
         slots.extend(job.preset.iter().flat_map(|p| p.formats.iter().map(|_| ())));
     }
-    let reuse = reused_slots(jobs, plan, &first_slot, slots.len());
+    let reuse = reused_slots(jobs, plan, &first_slot, slots.len(), finishing);
     let results: Vec<Mutex<Option<Result<Rendition, ImagingError>>>> = slots.iter().map(|_| Mutex::new(None)).collect();
     let encode_nanos = AtomicU64::new(0);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -95,7 +111,7 @@ pub(super) fn render_and_encode(
     let encode = |encoders: &mut Encoders, task: EncodeTask<'_>| {
         let started = Instant::now();
         let slot = task.slot;
-        let result = encode_one(encoders, &task, background);
+        let result = encode_one(encoders, &task, finishing.background);
         drop(task); // frees the pixels if this was their last use
         encode_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         *results[slot].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
@@ -103,7 +119,7 @@ pub(super) fn render_and_encode(
 
     let ((analysis, analysis_time), resize) = if workers <= 1 {
         let mut encoders = Encoders::new();
-        render_jobs(decoded, probe, jobs, plan, &first_slot, background, |task| {
+        render_jobs(decoded, probe, jobs, plan, &first_slot, finishing, |task| {
             if reuse[task.slot].is_none() {
                 encode(&mut encoders, task);
             }
@@ -114,7 +130,7 @@ pub(super) fn render_and_encode(
         // needs it is done), then encode on all cores, largest first, freeing each rendition's
         // pixels with its last encode. Overlapping the two would keep the source alive longer.
         let mut tasks = Vec::new();
-        let rendered = render_jobs(decoded, probe, jobs, plan, &first_slot, background, |task| {
+        let rendered = render_jobs(decoded, probe, jobs, plan, &first_slot, finishing, |task| {
             if reuse[task.slot].is_none() {
                 tasks.push(task);
             }
@@ -172,19 +188,21 @@ pub(super) fn render_and_encode(
     })
 }
 
-/// What makes two encodes one: the pixels' root job, format, quality, progressive (JPEG) and
-/// effort (WebP).
-type EncodeKey = (usize, OutputFormat, u8, bool, Option<u8>);
+/// What makes two encodes one: the pixels' root job, format, quality, progressive (JPEG),
+/// effort (WebP) and whether the watermark is on them.
+type EncodeKey = (usize, OutputFormat, u8, bool, Option<u8>, bool);
 
 /// For each rendition slot, the earlier slot whose encode it reuses (with its own preset), if
 /// any: same pixels (jobs linked by `From::Same`: full frame, same output size), same format, same
-/// quality and, for JPEG, the same progressive flag (for WebP, the same effort). E.g. `large` (1280) and `xlarge` (2048) from
-/// a photo 1200 px wide. The first slot of each such group is encoded, the others copy it.
+/// quality and, for JPEG, the same progressive flag (for WebP, the same effort), and both
+/// watermarked or neither. E.g. `large` (1280) and `xlarge` (2048) from a photo 1200 px wide.
+/// The first slot of each such group is encoded, the others copy it.
 fn reused_slots<'a>(
     jobs: &[Job<'a>],
     plan: &[(usize, From)],
     first_slot: &[usize],
     slots: usize,
+    finishing: Finishing<'_>,
 ) -> Vec<Option<(usize, &'a Preset)>> {
     // The job whose pixels each job shares (itself unless `From::Same`).
     let mut root: Vec<usize> = (0..jobs.len()).collect();
@@ -205,6 +223,7 @@ fn reused_slots<'a>(
                 preset.quality.for_format(format),
                 format == OutputFormat::Jpeg && preset.progressive,
                 preset.webp_effort.filter(|_| format == OutputFormat::Webp),
+                finishing.watermark_for(preset).is_some(),
             );
             match seen.iter().find(|(other, _)| *other == key) {
                 Some(&(_, from)) => reuse[slot] = Some((from, preset)),
@@ -217,6 +236,16 @@ fn reused_slots<'a>(
 
 type RenderResult = ((Analysis, Duration), Duration);
 
+/// A job's output with the logo blended on, for its encodes only: later jobs resize from the
+/// clean pixels. Copied only when something else still holds them (a later job, a job whose
+/// pixels these are).
+fn watermarked(output: Output, mark: &Watermark) -> Result<Output, ImagingError> {
+    let (mut pixels, mut operations) = Arc::unwrap_or_clone(output);
+    watermark::apply(&mut pixels, mark)?;
+    operations.push(mark.operation());
+    Ok(Arc::new((pixels, operations)))
+}
+
 /// The cascade itself: renders every job in `plan` order and hands each preset's renditions to
 /// `submit` (false: the encoders are gone). Returns the analysis, and the time spent resizing
 /// and analysing.
@@ -226,7 +255,7 @@ fn render_jobs<'a>(
     jobs: &[Job<'a>],
     plan: &[(usize, From)],
     first_slot: &[usize],
-    background: [u8; 3],
+    finishing: Finishing<'_>,
     mut submit: impl FnMut(EncodeTask<'a>) -> bool,
 ) -> Result<RenderResult, ImagingError> {
     let started = Instant::now();
@@ -312,8 +341,13 @@ fn render_jobs<'a>(
                 }
             }
         }
+        let kept_output = (uses[i] > 0).then(|| output.clone());
         match job.preset {
             Some(preset) => {
+                let output = match finishing.watermark_for(preset) {
+                    Some(mark) => watermarked(output, mark)?,
+                    None => output,
+                };
                 let handed_over = Instant::now();
                 for (k, &format) in preset.formats.iter().enumerate() {
                     let task = EncodeTask { slot: first_slot[i] + k, preset, format, output: output.clone() };
@@ -325,13 +359,11 @@ fn render_jobs<'a>(
             }
             None => {
                 let started = Instant::now();
-                let thumb = flatten(output.0.clone(), background);
+                let thumb = flatten(output.0.clone(), finishing.background);
                 analysis = Some((analysis::analyze(&thumb.data, thumb.width, thumb.height), started.elapsed()));
             }
         }
-        if uses[i] > 0 {
-            kept[i] = Some(output);
-        }
+        kept[i] = kept_output;
     }
     let (analysis, analysis_time) = analysis.expect("the analysis job is planned");
     let resize = started.elapsed().saturating_sub(paused).saturating_sub(analysis_time);

@@ -40,6 +40,23 @@ pub(super) fn decode_source(
     Ok(decoded)
 }
 
+/// Decodes at full size and returns the pixels upright and in sRGB: for edits, which make a new
+/// source and so need every pixel, and whose result must look exactly as the pipeline would have
+/// shown the original.
+pub(crate) fn decode_upright(bytes: &[u8], probe: &Probe, limits: &ImageLimits) -> Result<Pixels, ImagingError> {
+    let stored = (probe.stored_width, probe.stored_height);
+    let decoded = match probe.format {
+        ImageFormat::Jpeg => decode::decode_jpeg(bytes, (1, 1))?,
+        ImageFormat::Png | ImageFormat::Webp => decode::decode_other(bytes, probe.format, limits)?,
+    };
+    check_decoded_size(probe.format, &decoded, stored)?;
+    let Decoded { pixels, icc, inverted_cmyk, operation } = decoded;
+    let color = ColorConversion::new(pixels.channels, icc.as_deref(), inverted_cmyk);
+    // The provenance of a new source is the edit itself; how the original was read is not kept.
+    let mut ops = vec![operation];
+    Ok(finish(&color, probe.orientation, pixels, &mut ops))
+}
+
 fn check_decoded_size(format: ImageFormat, decoded: &Decoded, expected: (u32, u32)) -> Result<(), ImagingError> {
     if decoded.pixels.dims() == expected {
         return Ok(());
@@ -62,14 +79,19 @@ pub(super) struct Source {
 impl Source {
     /// sRGB, oriented, and the provenance of both.
     pub(super) fn finish(&self, px: Pixels, ops: &mut Vec<String>) -> Pixels {
-        let px = self.color.apply(px);
-        ops.extend(self.color.operation.clone());
-        if (2..=8).contains(&self.orientation) {
-            ops.push(format!("orient:{}", self.orientation));
-            orient(&px, self.orientation)
-        } else {
-            px
-        }
+        finish(&self.color, self.orientation, px, ops)
+    }
+}
+
+/// Converts `px` to sRGB, then applies EXIF `orientation`, noting both in `ops`.
+fn finish(color: &ColorConversion, orientation: u16, px: Pixels, ops: &mut Vec<String>) -> Pixels {
+    let px = color.apply(px);
+    ops.extend(color.operation.clone());
+    if (2..=8).contains(&orientation) {
+        ops.push(format!("orient:{orientation}"));
+        orient(&px, orientation)
+    } else {
+        px
     }
 }
 

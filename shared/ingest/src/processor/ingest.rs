@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use phoenix_domain::keys::{self, DerivativeName};
-use phoenix_domain::media::{Arrival, Claim, arrival};
+use phoenix_domain::media::{AppliedWatermark, Arrival, Claim, arrival};
 use phoenix_domain::ports::{Fingerprint, PutOptions};
 use phoenix_domain::{
     Derivative, GpsPosition, Limits, MediaId, MediaRecord, MediaStatus, ModelId, ObjectKey, Rejection, SourceInfo,
@@ -127,7 +127,7 @@ impl Processor {
         let (timings, width, height) = (processed.timings, processed.probe.width, processed.probe.height);
         let rendition_count = processed.renditions.len();
         let store_started = Instant::now();
-        let derivatives = self.store_renditions(&record, &sha256, &info.etag, processed.renditions).await?;
+        let derivatives = self.store_renditions(&record, &sha256, &info.etag, processed.renditions, None).await?;
         let store = store_started.elapsed();
 
         let superseded = superseded(&record.derivatives, &derivatives);
@@ -193,16 +193,20 @@ impl Processor {
         Ok(Outcome::Processed)
     }
 
-    /// Stores each rendition under its derivative key ([`keys::derivative`]) and describes it.
-    pub(super) async fn store_renditions(
+    /// Stores each rendition under its derivative key ([`keys::derivative`]) and describes it;
+    /// renditions of the presets `watermark` names carry its digest in their keys.
+    pub async fn store_renditions(
         &self,
         record: &MediaRecord,
         sha256: &str,
         etag: &str,
         renditions: Vec<Rendition>,
+        watermark: Option<&AppliedWatermark>,
     ) -> Result<Vec<Derivative>, ProcessError> {
         let mut derivatives = Vec::with_capacity(renditions.len());
+        let digest = watermark.map(|w| w.digest());
         for rendition in renditions {
+            let marked = watermark.is_some_and(|w| w.presets.contains(&rendition.preset));
             let focal_point = match (self.config.presets.get(&rendition.preset).map(|p| &p.fit), record.focal_point) {
                 (Some(Fit::Cover { .. }), Some(f)) => {
                     Some(((f.x * 1000.0).round() as u32, (f.y * 1000.0).round() as u32))
@@ -214,6 +218,7 @@ impl Processor {
                 preset: &rendition.preset,
                 preset_version: rendition.preset_version,
                 focal_point,
+                watermark: digest.as_deref().filter(|_| marked),
                 extension: rendition.format.extension(),
             };
             let key = keys::derivative(&record.model_id, &record.media_id, name).ok_or_else(|| {
@@ -242,7 +247,8 @@ impl Processor {
         Ok(derivatives)
     }
 
-    fn source_info(&self, processed: &Processed, etag: String, bytes: u64, sha256: String) -> SourceInfo {
+    /// What a processed source is, for the record.
+    pub fn source_info(&self, processed: &Processed, etag: String, bytes: u64, sha256: String) -> SourceInfo {
         let (probe, analysis) = (&processed.probe, &processed.analysis);
         SourceInfo {
             etag,
@@ -275,9 +281,64 @@ impl Processor {
         only: Option<Vec<String>>,
         record: &MediaRecord,
     ) -> Result<Processed, ImagingError> {
+        let options = RenderOptions {
+            focal_point: record.focal_point.map(|f| FocalPoint { x: f.x, y: f.y }),
+            ..RenderOptions::default()
+        };
+        self.render_with(bytes, only, options).await
+    }
+
+    /// Renders `only` these presets (all when `None`) from a version's source bytes, with the
+    /// watermark `watermark` names drawn on its presets (its logo read from the object store).
+    pub async fn render_version(
+        &self,
+        bytes: Bytes,
+        only: Option<Vec<String>>,
+        record: &MediaRecord,
+        watermark: Option<&AppliedWatermark>,
+    ) -> Result<Processed, ProcessError> {
+        let mut options = RenderOptions {
+            focal_point: record.focal_point.map(|f| FocalPoint { x: f.x, y: f.y }),
+            ..RenderOptions::default()
+        };
+        if let Some(mark) = watermark {
+            options.watermark = Some(self.load_watermark(mark).await?);
+        }
+        self.render_with(bytes, only, options)
+            .await
+            .map_err(|e| ProcessError::Permanent(anyhow::anyhow!("the source does not render ({}): {e}", e.code())))
+    }
+
+    async fn load_watermark(&self, mark: &AppliedWatermark) -> Result<phoenix_imaging::Watermark, ProcessError> {
+        let (_, png) = match self.objects.get(&mark.logo_key, 8 * 1024 * 1024).await {
+            Ok(found) => found,
+            Err(StoreError::NotFound) => {
+                return Err(ProcessError::Permanent(anyhow::anyhow!("the watermark logo {} is gone", mark.logo_key)));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let logo = phoenix_imaging::decode_logo(&png)
+            .map_err(|e| ProcessError::Permanent(anyhow::anyhow!("the watermark logo does not decode: {e}")))?;
+        let position = serde_json::from_value(serde_json::Value::String(mark.position.clone()))
+            .map_err(|e| ProcessError::Permanent(anyhow::anyhow!("watermark position {:?}: {e}", mark.position)))?;
+        Ok(phoenix_imaging::Watermark {
+            logo: std::sync::Arc::new(logo),
+            position,
+            margin: mark.margin,
+            scale: mark.scale,
+            opacity: mark.opacity,
+            presets: mark.presets.clone(),
+        })
+    }
+
+    async fn render_with(
+        &self,
+        bytes: Bytes,
+        only: Option<Vec<String>>,
+        options: RenderOptions,
+    ) -> Result<Processed, ImagingError> {
         let limits = image_limits(&self.config.limits);
         let presets = self.config.presets.clone();
-        let options = RenderOptions { focal_point: record.focal_point.map(|f| FocalPoint { x: f.x, y: f.y }) };
         // CPU-bound: off the async workers, so one big photo does not stall the others.
         tokio::task::spawn_blocking(move || {
             let only: Option<Vec<&str>> = only.as_ref().map(|names| names.iter().map(String::as_str).collect());

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use phoenix_consumer::{Delivery, Failure, MessageHandler};
 use phoenix_domain::messages::MediaCommand;
 use phoenix_domain::ports::{FingerprintStore, MediaStore, TombstoneStore};
-use phoenix_domain::{MediaRecord, MetadataStore, ObjectKey, ObjectStore, StoreError};
+use phoenix_domain::{LibraryStore, MediaRecord, ObjectKey, ObjectStore, StoreError};
 use phoenix_imaging::Fit;
 use time::OffsetDateTime;
 use tracing::{info, warn};
@@ -138,8 +138,13 @@ impl Attempt {
 }
 
 impl Processor {
-    pub(crate) fn new(config: Config, objects: Arc<dyn ObjectStore>, metadata: Arc<dyn MetadataStore>) -> Self {
+    pub(crate) fn new(config: Config, objects: Arc<dyn ObjectStore>, metadata: Arc<dyn LibraryStore>) -> Self {
         Self { objects, media: metadata.clone(), fingerprints: metadata.clone(), tombstones: metadata, config }
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// Messages of one batch handled at once (what the batch adapters are given).
@@ -204,7 +209,7 @@ impl Processor {
     }
 
     /// The presets that crop (around the focal point).
-    fn cover_presets(&self) -> Vec<String> {
+    pub(crate) fn cover_presets(&self) -> Vec<String> {
         let presets = &self.config.presets.presets;
         presets.iter().filter(|p| matches!(p.fit, Fit::Cover { .. })).map(|p| p.name.clone()).collect()
     }

@@ -30,17 +30,19 @@ async fn purge(
     let mut removed = 0;
     // Listing catches objects the record no longer names (a crash between writing a derivative
     // and recording it).
-    let prefix = keys::derived_prefix(model, media);
-    let mut cursor = None;
-    loop {
-        let page = objects.list(&prefix, cursor.take(), PAGE).await?;
-        for key in &page.keys {
-            objects.delete(key).await?;
-            removed += 1;
-        }
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => break,
+    // Every version's derivatives live under one prefix, edited versions' sources under another.
+    for prefix in [keys::derived_prefix(model, media), keys::versions_prefix(model, media)] {
+        let mut cursor = None;
+        loop {
+            let page = objects.list(&prefix, cursor.take(), PAGE).await?;
+            for key in &page.keys {
+                objects.delete(key).await?;
+                removed += 1;
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
         }
     }
     for derivative in &tombstone.derivatives {

@@ -1,6 +1,6 @@
 //! Bringing a processed media's derivatives up to date with the configured presets.
 
-use phoenix_domain::{Derivative, MediaId, ModelId, StoreError};
+use phoenix_domain::{Derivative, MediaId, MediaRecord, ModelId, StoreError};
 use phoenix_imaging::Preset;
 use time::OffsetDateTime;
 use tracing::info;
@@ -12,7 +12,7 @@ impl Processor {
     /// Rebuilds exactly the derivatives whose preset is stale (missing, an older version, other
     /// formats) or named in `force`, drops those of presets no longer configured, and deletes the
     /// superseded objects. Up-to-date media cost one read.
-    pub(super) async fn regenerate(
+    pub async fn regenerate(
         &self,
         model: &ModelId,
         media: &MediaId,
@@ -27,21 +27,31 @@ impl Processor {
             return Ok(Outcome::Ignored(format!("media is {} with no processed original", record.status.as_str())));
         };
         let presets = &self.config.presets;
-        let stale: Vec<String> = presets
-            .presets
-            .iter()
-            .filter(|p| force.contains(&p.name) || !is_current(&record.derivatives, p))
-            .map(|p| p.name.clone())
-            .collect();
+        let mut stale = self.stale_presets(&record);
+        for name in force {
+            if presets.get(name).is_some() && !stale.contains(name) {
+                stale.push(name.clone());
+            }
+        }
         let unconfigured = record.derivatives.iter().any(|d| presets.get(&d.preset).is_none());
         if stale.is_empty() && !unconfigured {
             return Ok(Outcome::UpToDate);
         }
-        let (info, bytes) = match self.objects.get(&record.original_key, self.config.limits.max_upload_bytes).await {
-            Ok(found) => found,
-            Err(StoreError::NotFound) => return Ok(Outcome::Ignored("the original is gone".into())),
-            Err(e) => return Err(e.into()),
-        };
+        let edited = record.image_source_key.is_some();
+        let (info, bytes) =
+            match self.objects.get(record.current_source_key(), self.config.limits.max_upload_bytes).await {
+                Ok(found) => found,
+                Err(StoreError::NotFound) if edited => {
+                    return Err(ProcessError::Permanent(anyhow::anyhow!("the current version's source is gone")));
+                }
+                Err(StoreError::NotFound) => return Ok(Outcome::Ignored("the original is gone".into())),
+                Err(e) => return Err(e.into()),
+            };
+        if info.etag != source.etag && edited {
+            return Err(ProcessError::Permanent(anyhow::anyhow!(
+                "the current version's source changed since it was made"
+            )));
+        }
         if info.etag != source.etag {
             // The original was replaced since it was processed: a later upload, which is refused
             // (one upload per URL), not a reason to change the media.
@@ -55,13 +65,18 @@ impl Processor {
             .collect();
         if !stale.is_empty() {
             // The same bytes and presets fail the same way again: a person has to look.
-            let processed = self
-                .render(bytes, Some(stale.clone()), &record)
-                .await
-                .map_err(|e| ProcessError::Permanent(anyhow::anyhow!("the original no longer renders: {e}")))?;
-            derivatives.extend(self.store_renditions(&record, &source.sha256, &info.etag, processed.renditions).await?);
+            let watermark = record.watermark.clone();
+            let processed = self.render_version(bytes, Some(stale.clone()), &record, watermark.as_ref()).await?;
+            let renditions = processed.renditions;
+            derivatives.extend(
+                self.store_renditions(&record, &source.sha256, &info.etag, renditions, watermark.as_ref()).await?,
+            );
         }
-        let superseded = superseded(&record.derivatives, &derivatives);
+        // Objects an earlier version still shows stay (a restored version shares its objects).
+        let superseded: Vec<_> = superseded(&record.derivatives, &derivatives)
+            .into_iter()
+            .filter(|k| !record.earlier_versions.iter().any(|v| v.derivatives.iter().any(|d| &d.key == k)))
+            .collect();
         record.derivatives = derivatives;
         let now = OffsetDateTime::now_utc();
         let summary = if stale.is_empty() {
@@ -74,6 +89,15 @@ impl Processor {
         self.delete_all(superseded).await;
         info!(presets = ?stale, "regenerated");
         Ok(Outcome::Regenerated(stale))
+    }
+}
+
+impl Processor {
+    /// The configured presets whose derivatives the record lacks or holds in an older version
+    /// or other formats (what a regeneration rebuilds; a `stale` job's selection).
+    pub fn stale_presets(&self, record: &MediaRecord) -> Vec<String> {
+        let presets = &self.config.presets.presets;
+        presets.iter().filter(|p| !is_current(&record.derivatives, p)).map(|p| p.name.clone()).collect()
     }
 }
 

@@ -1,9 +1,12 @@
-//! The AWS adapters: S3 for objects, DynamoDB for metadata, SQS for queues.
+//! The AWS adapters: S3 for objects, DynamoDB for metadata (media, jobs, idempotency), SQS for
+//! queues, EventBridge for lifecycle events, Lambda event source mappings for pausing lanes.
 //!
 //! Every client is built from one [`SdkConfig`]; the endpoint comes from the standard
 //! `AWS_ENDPOINT_URL` variable, so the same binary talks to AWS or to an emulator (moto).
 
 mod dynamo;
+mod events;
+mod lanes;
 mod s3;
 mod sqs;
 
@@ -18,6 +21,8 @@ use phoenix_domain::StoreError;
 use tokio::sync::OnceCell;
 
 pub use dynamo::{DynamoMetadataStore, IndexSpec, KeySpec, TABLE, TableSpec, create_table};
+pub use events::EventBridgeBus;
+pub use lanes::LambdaLanes;
 pub use s3::S3ObjectStore;
 pub use sqs::SqsQueue;
 
@@ -57,11 +62,65 @@ impl Deployment {
     }
 }
 
-/// The processor's ingest queue, which also carries the API's maintenance commands, from
-/// `PHOENIX_INGEST_QUEUE_URL`.
-pub fn ingest_queue_from_env(config: &SdkConfig) -> Result<SqsQueue, phoenix_domain::config::ConfigError> {
-    let url = phoenix_domain::config::env_required("PHOENIX_INGEST_QUEUE_URL")?;
-    Ok(SqsQueue::new(config, [(phoenix_domain::QueueName::INGEST, url)].into()))
+/// The job system's AWS resources, from the environment of the functions that use them (the API
+/// and the worker):
+/// - `PHOENIX_JOBS_HIGH_QUEUE_URL`, `PHOENIX_JOBS_NORMAL_QUEUE_URL` (required): the lanes;
+/// - `PHOENIX_JOBS_HIGH_DLQ_URL`, `PHOENIX_JOBS_NORMAL_DLQ_URL` (optional; the API's stats and
+///   redrive need them, the worker does not);
+/// - `PHOENIX_INGEST_QUEUE_URL` (optional): the ingest queue, for a function that sends to it too;
+/// - `PHOENIX_EVENT_BUS` (required): the bus lifecycle events go to;
+/// - `PHOENIX_JOBS_HIGH_MAPPING`, `PHOENIX_JOBS_NORMAL_MAPPING` (optional): the lanes' event source
+///   mapping UUIDs, for pause and resume (without one a lane reads as running and refuses to be
+///   paused).
+///
+/// One [`SqsQueue`] knows every queue given, under the domain's names (`QueueName::JOBS_HIGH`, …).
+pub struct JobsDeployment {
+    pub queue: SqsQueue,
+    pub events: EventBridgeBus,
+    pub lanes: LambdaLanes,
+}
+
+impl JobsDeployment {
+    pub fn from_env(config: &SdkConfig) -> Result<Self, phoenix_domain::config::ConfigError> {
+        use phoenix_domain::QueueName;
+        use phoenix_domain::config::env_required;
+        use phoenix_domain::jobs::Lane;
+
+        let optional = |name: &str| {
+            phoenix_domain::config::env_or(name, String::new())
+                .map(|v| Some(v.trim().to_owned()).filter(|v| !v.is_empty()))
+        };
+        let mut urls = std::collections::HashMap::from([
+            (QueueName::JOBS_HIGH, env_required("PHOENIX_JOBS_HIGH_QUEUE_URL")?),
+            (QueueName::JOBS_NORMAL, env_required("PHOENIX_JOBS_NORMAL_QUEUE_URL")?),
+        ]);
+        for (queue, name) in [
+            (QueueName::JOBS_HIGH_DLQ, "PHOENIX_JOBS_HIGH_DLQ_URL"),
+            (QueueName::JOBS_NORMAL_DLQ, "PHOENIX_JOBS_NORMAL_DLQ_URL"),
+            (QueueName::INGEST, "PHOENIX_INGEST_QUEUE_URL"),
+        ] {
+            if let Some(url) = optional(name)? {
+                urls.insert(queue, url);
+            }
+        }
+        let mut mappings = std::collections::BTreeMap::new();
+        for (lane, name) in [(Lane::High, "PHOENIX_JOBS_HIGH_MAPPING"), (Lane::Normal, "PHOENIX_JOBS_NORMAL_MAPPING")] {
+            if let Some(uuid) = optional(name)? {
+                mappings.insert(lane, uuid);
+            }
+        }
+        Ok(Self {
+            queue: SqsQueue::new(config, urls),
+            events: EventBridgeBus::new(config, env_required("PHOENIX_EVENT_BUS")?),
+            lanes: LambdaLanes::new(config, mappings),
+        })
+    }
+
+    /// The queues configured, each with its URL (what a consumer needs to tell which logical
+    /// queue an SQS record came from).
+    pub fn queue_urls(&self) -> Vec<(phoenix_domain::QueueName, String)> {
+        self.queue.urls()
+    }
 }
 
 /// Error codes that mean "slow down" or "try again", whatever the HTTP status.

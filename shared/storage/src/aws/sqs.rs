@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use phoenix_domain::QueueName;
-use phoenix_domain::ports::{Queue, ReceivedMessage, StoreError, StoreResult};
+use phoenix_domain::ports::{Queue, QueueStats, ReceivedMessage, StoreError, StoreResult};
 use time::OffsetDateTime;
 
 use super::{ceil_secs, classify};
@@ -36,6 +36,13 @@ impl SqsQueue {
 
     pub fn client(&self) -> &aws_sdk_sqs::Client {
         &self.client
+    }
+
+    /// Every logical queue this adapter knows, with its URL, in name order.
+    pub fn urls(&self) -> Vec<(QueueName, String)> {
+        let mut urls: Vec<(QueueName, String)> = self.urls.iter().map(|(n, u)| (n.clone(), u.clone())).collect();
+        urls.sort();
+        urls
     }
 
     /// A queue this adapter was not given a URL for is a wiring bug, not a bad request: `Internal`.
@@ -150,6 +157,11 @@ impl Queue for SqsQueue {
     }
 
     async fn depth(&self, queue: &QueueName) -> StoreResult<u64> {
+        let stats = self.stats(queue).await?;
+        Ok(stats.visible + stats.in_flight)
+    }
+
+    async fn stats(&self, queue: &QueueName) -> StoreResult<QueueStats> {
         let url = self.url(queue)?;
         let output = self
             .client
@@ -157,6 +169,7 @@ impl Queue for SqsQueue {
             .queue_url(url)
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
             .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
             .send()
             .await
             .map_err(|e| classify("sqs GetQueueAttributes", e))?;
@@ -167,7 +180,10 @@ impl Queue for SqsQueue {
                 .and_then(|n| n.parse().ok())
                 .ok_or_else(|| StoreError::internal(anyhow::anyhow!("sqs GetQueueAttributes: no {}", name.as_str())))
         };
-        Ok(count(QueueAttributeName::ApproximateNumberOfMessages)?
-            + count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)?)
+        Ok(QueueStats {
+            visible: count(QueueAttributeName::ApproximateNumberOfMessages)?,
+            in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)?,
+            delayed: count(QueueAttributeName::ApproximateNumberOfMessagesDelayed)?,
+        })
     }
 }

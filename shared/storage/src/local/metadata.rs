@@ -1,7 +1,8 @@
 //! [`MediaStore`], [`FingerprintStore`] and [`TombstoneStore`] in SQLite: one row per record, the
 //! record as JSON, and the columns the queries need (the same orderings as the DynamoDB table and
 //! its GSI1). Limits ([`bounds`]) and the cursor envelope ([`cursor`]) are the domain's, as for
-//! every metadata adapter.
+//! every metadata adapter. The job and idempotency stores share the database (`super::jobs`), so
+//! a child job and its parent's progress commit in one transaction.
 
 use std::path::Path;
 
@@ -66,13 +67,42 @@ const CATEGORY_INDEX: &str = "CREATE INDEX IF NOT EXISTS media_by_category ON me
 
 #[derive(Clone)]
 pub struct LocalMetadataStore {
-    db: Db,
+    pub(super) db: Db,
 }
 
 impl LocalMetadataStore {
     /// One statement with text parameters, on the blocking pool.
     async fn execute<const N: usize>(&self, sql: &'static str, values: [String; N]) -> StoreResult<()> {
         self.db.run(move |conn| conn.execute(sql, params_from_iter(values)).map(drop).map_err(sql_err)).await
+    }
+
+    /// A page of `listing`: the documents `sql` selects with `values` (at most `limit`), decoded,
+    /// and a cursor after the last one's `position` if the page is full.
+    pub(super) async fn page<T, P: serde::Serialize>(
+        &self,
+        sql: String,
+        values: Vec<Value>,
+        limit: usize,
+        listing: &str,
+        decode: impl Fn(&str) -> StoreResult<T>,
+        position: impl Fn(&T) -> P,
+    ) -> StoreResult<Page<T>> {
+        let docs: Vec<String> = self
+            .db
+            .run(move |conn| {
+                let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
+                stmt.query_map(params_from_iter(values), |row| row.get::<_, String>(0))
+                    .map_err(sql_err)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(sql_err)
+            })
+            .await?;
+        let items = docs.iter().map(|doc| decode(doc)).collect::<StoreResult<Vec<T>>>()?;
+        let next_cursor = match items.last() {
+            Some(last) if items.len() == limit => Some(cursor::encode(listing, &position(last))?),
+            _ => None,
+        };
+        Ok(Page { items, next_cursor })
     }
 
     pub fn open(path: &Path) -> anyhow::Result<Self> {
@@ -83,7 +113,8 @@ impl LocalMetadataStore {
             if !has_category {
                 conn.execute_batch(ADD_CATEGORY)?;
             }
-            conn.execute_batch(CATEGORY_INDEX)
+            conn.execute_batch(CATEGORY_INDEX)?;
+            conn.execute_batch(super::jobs::SCHEMA)
         })?;
         Ok(Self { db })
     }
@@ -298,22 +329,7 @@ impl MediaStore for LocalMetadataStore {
         }
         sql.push_str(" ORDER BY m.media_id DESC LIMIT ?");
         values.push(Value::Integer(limit as i64));
-        let docs: Vec<String> = self
-            .db
-            .run(move |conn| {
-                let mut stmt = conn.prepare_cached(&sql).map_err(sql_err)?;
-                stmt.query_map(params_from_iter(values), |row| row.get::<_, String>(0))
-                    .map_err(sql_err)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(sql_err)
-            })
-            .await?;
-        let items = docs.iter().map(|doc| decode(doc)).collect::<StoreResult<Vec<_>>>()?;
-        let next_cursor = match items.last() {
-            Some(last) if items.len() == limit => Some(cursor::encode(&listing, &last.media_id)?),
-            _ => None,
-        };
-        Ok(Page { items, next_cursor })
+        self.page(sql, values, limit, &listing, decode, |record| record.media_id).await
     }
 }
 

@@ -1,11 +1,17 @@
-//! The embedded default: objects as files on disk, metadata and queues in SQLite, all under one
-//! data folder that survives restarts. Same ports, same semantics as the AWS adapters.
+//! The embedded default: objects as files on disk, metadata, jobs and queues in SQLite, all under
+//! one data folder that survives restarts. Same ports, same semantics as the AWS adapters; the
+//! event bus records what it is asked to publish (nobody subscribes on one machine).
 
+mod events;
+mod jobs;
+mod lanes;
 mod metadata;
 mod objects;
 mod queue;
 mod sqlite;
 
+pub use events::RecordingEventBus;
+pub use lanes::LocalLanes;
 pub use metadata::LocalMetadataStore;
 pub use objects::{HeaderMismatch, LocalObjectStore, Notification, PresignError};
 pub use queue::{LocalQueue, QueueSettings};

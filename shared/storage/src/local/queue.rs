@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use phoenix_domain::ports::{Queue, QueueName, ReceivedMessage, StoreError, StoreResult};
+use phoenix_domain::ports::{Queue, QueueName, QueueStats, ReceivedMessage, StoreError, StoreResult};
 use rusqlite::params;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
@@ -227,6 +227,34 @@ impl Queue for LocalQueue {
                 conn.query_row("SELECT COUNT(*) FROM messages WHERE queue = ?1", params![name], |r| r.get::<_, i64>(0))
                     .map_err(sql_err)
                     .map(|n| n as u64)
+            })
+            .await
+    }
+
+    async fn stats(&self, queue: &QueueName) -> StoreResult<QueueStats> {
+        self.settings(queue)?;
+        let name = queue.0;
+        let now = now_ms();
+        // Visible: due now (never received, or its visibility timeout over). In flight: received
+        // and still hidden (being worked on, or backing off). Delayed: never received, not due.
+        self.db
+            .run(move |conn| {
+                conn.query_row(
+                    "SELECT
+                        COALESCE(SUM(visible_at <= ?2), 0),
+                        COALESCE(SUM(visible_at > ?2 AND receive_count > 0), 0),
+                        COALESCE(SUM(visible_at > ?2 AND receive_count = 0), 0)
+                     FROM messages WHERE queue = ?1",
+                    params![name, now],
+                    |r| {
+                        Ok(QueueStats {
+                            visible: r.get::<_, i64>(0)? as u64,
+                            in_flight: r.get::<_, i64>(1)? as u64,
+                            delayed: r.get::<_, i64>(2)? as u64,
+                        })
+                    },
+                )
+                .map_err(sql_err)
             })
             .await
     }

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    CancellationReason, KeysAndAttributes, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 use aws_smithy_types::error::operation::BuildError;
 use phoenix_domain::ports::{StoreError, StoreResult};
 
@@ -112,25 +114,43 @@ impl DynamoMetadataStore {
     /// Only that action's condition is reported as `Refused`; any other cancellation (a
     /// concurrent transaction, a guard on another item) is transient.
     pub(super) async fn transact(&self, actions: Vec<TransactWriteItem>) -> StoreResult<Outcome> {
-        let result = self.client.transact_write_items().set_transact_items(Some(actions)).send().await;
-        let reasons = match result {
-            Ok(_) => return Ok(Outcome::Written),
-            Err(e) => match e.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                    cancelled.cancellation_reasons().to_vec()
-                }
-                _ => return Err(classify("dynamodb TransactWriteItems", e)),
-            },
+        let Some(reasons) = self.transact_reasons(actions).await? else {
+            return Ok(Outcome::Written);
         };
         if let Some(first) = reasons.first()
             && first.code() == Some(CONDITION_FAILED)
         {
             return Ok(Outcome::Refused(first.item().cloned()));
         }
-        let codes: Vec<&str> = reasons.iter().map(|r| r.code().unwrap_or("?")).collect();
-        Err(StoreError::Unavailable(anyhow::anyhow!(
-            "dynamodb TransactWriteItems: cancelled ({}); retry",
-            codes.join(", ")
-        )))
+        Err(cancelled(&reasons))
     }
+
+    /// One TransactWriteItems: `None` when written, else why each action was cancelled (in the
+    /// order of the actions; `None` for those that were not at fault).
+    pub(super) async fn transact_reasons(
+        &self,
+        actions: Vec<TransactWriteItem>,
+    ) -> StoreResult<Option<Vec<CancellationReason>>> {
+        let result = self.client.transact_write_items().set_transact_items(Some(actions)).send().await;
+        match result {
+            Ok(_) => Ok(None),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                    Ok(Some(cancelled.cancellation_reasons().to_vec()))
+                }
+                _ => Err(classify("dynamodb TransactWriteItems", e)),
+            },
+        }
+    }
+}
+
+/// Whether the action of `reason` was refused by its own condition.
+pub(super) fn condition_failed(reason: Option<&CancellationReason>) -> bool {
+    reason.and_then(CancellationReason::code) == Some(CONDITION_FAILED)
+}
+
+/// A cancellation no condition explains (a concurrent transaction on one of the items): transient.
+pub(super) fn cancelled(reasons: &[CancellationReason]) -> StoreError {
+    let codes: Vec<&str> = reasons.iter().map(|r| r.code().unwrap_or("?")).collect();
+    StoreError::Unavailable(anyhow::anyhow!("dynamodb TransactWriteItems: cancelled ({}); retry", codes.join(", ")))
 }

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::types::AttributeValue;
 use phoenix_domain::ModelId;
-use phoenix_domain::ports::{StoreError, StoreResult, cursor as envelope};
+use phoenix_domain::ports::{Page, StoreError, StoreResult, cursor as envelope};
+use time::OffsetDateTime;
 
 use super::codec::{Item, MEDIA_PREFIX, pk, s};
 use super::query::Plan;
@@ -30,6 +32,31 @@ pub(super) fn encode_cursor(listing: &str, key: &Item) -> StoreResult<String> {
         }
     }
     envelope::encode(listing, &position)
+}
+
+/// A Query's page of `listing`: its items decoded, those past their expiry left out (they wait
+/// for the TTL), and the cursor after its `LastEvaluatedKey`. `Limit` counts items before they
+/// are left out (and before any filter), so a page may be short, even empty, and still have a
+/// next page.
+pub(super) fn page_of<T>(
+    output: &QueryOutput,
+    listing: &str,
+    decode: impl Fn(&Item) -> StoreResult<T>,
+    live: impl Fn(&T, OffsetDateTime) -> bool,
+) -> StoreResult<Page<T>> {
+    let now = OffsetDateTime::now_utc();
+    let mut items = Vec::with_capacity(output.items().len());
+    for item in output.items() {
+        let decoded = decode(item)?;
+        if live(&decoded, now) {
+            items.push(decoded);
+        }
+    }
+    let next_cursor = match output.last_evaluated_key() {
+        Some(key) if !key.is_empty() => Some(encode_cursor(listing, key)?),
+        _ => None,
+    };
+    Ok(Page { items, next_cursor })
 }
 
 /// Checks that a cursor belongs to `listing`, for a listing that reads nothing (an empty

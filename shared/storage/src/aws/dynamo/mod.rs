@@ -1,6 +1,7 @@
-//! [`MediaStore`], [`FingerprintStore`] and [`TombstoneStore`] (so
-//! [`MetadataStore`](phoenix_domain::ports::MetadataStore)) on one DynamoDB table (single-table
-//! design), as [`TABLE`] defines it. A model's items share the partition `PK = MODEL#{model_id}`:
+//! [`MediaStore`], [`FingerprintStore`], [`TombstoneStore`], and the job and idempotency stores
+//! (so [`MetadataStore`](phoenix_domain::ports::MetadataStore)) on one DynamoDB table
+//! (single-table design), as [`TABLE`] defines it. A model's media items share the partition
+//! `PK = MODEL#{model_id}`:
 //!
 //! | item          | `SK`                                          | holds                                         |
 //! |---------------|-----------------------------------------------|-----------------------------------------------|
@@ -39,16 +40,20 @@
 //! and deletes the stale ones. A delete is one transaction too (record, entries, fingerprint,
 //! tombstone).
 //!
+//! Jobs and idempotency records live in the same table, each in a partition of its own, listed
+//! through GSI1, GSI2 and GSI3 ([`jobs`]).
+//!
 //! Limits ([`bounds`]) and the cursor envelope ([`phoenix_domain::ports::cursor`]) are the
 //! domain's, as for every metadata adapter. The parts: [`table`] (the table as data, and its
 //! creation), [`codec`] (keys and items), [`query`] (which index serves a listing), [`cursor`]
 //! (positions in the envelope), [`conditions`] (condition expressions and transaction actions),
-//! [`client`] (calls, retries, errors).
+//! [`client`] (calls, retries, errors), [`jobs`] (the job and idempotency stores).
 
 mod client;
 mod codec;
 mod conditions;
 mod cursor;
+mod jobs;
 mod query;
 mod table;
 
@@ -68,7 +73,7 @@ use self::codec::{
     media_items, media_key, media_sk, pk, s, sort_key_of, table_key, tombstone_item, tombstone_key,
 };
 use self::conditions::{check_stored, create_condition, raced, version_condition};
-use self::cursor::{check_cursor, decode_cursor, encode_cursor};
+use self::cursor::{check_cursor, decode_cursor, page_of};
 use self::query::{filter_expression, plan};
 pub use self::table::{IndexSpec, KeySpec, TABLE, TableSpec, create_table};
 use super::classify;
@@ -222,21 +227,7 @@ impl MediaStore for DynamoMetadataStore {
             .send()
             .await
             .map_err(|e| classify("dynamodb Query", e))?;
-        let now = OffsetDateTime::now_utc();
-        let mut items = Vec::with_capacity(output.items().len());
-        for item in output.items() {
-            let record = from_item(item)?;
-            if !record.is_expired(now) {
-                items.push(record);
-            }
-        }
-        // Limit counts items before the filter, so a page may be short (even empty) and still
-        // have a next page.
-        let next_cursor = match output.last_evaluated_key() {
-            Some(key) if !key.is_empty() => Some(encode_cursor(&listing, key)?),
-            _ => None,
-        };
-        Ok(Page { items, next_cursor })
+        page_of(&output, &listing, from_item, |record, now| !record.is_expired(now))
     }
 }
 

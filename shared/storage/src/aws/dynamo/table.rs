@@ -14,6 +14,9 @@ pub(crate) const GSI1SK: &str = "GSI1SK";
 pub(crate) const GSI2: &str = "GSI2";
 pub(crate) const GSI2PK: &str = "GSI2PK";
 pub(crate) const GSI2SK: &str = "GSI2SK";
+pub(crate) const GSI3: &str = "GSI3";
+pub(crate) const GSI3PK: &str = "GSI3PK";
+pub(crate) const GSI3SK: &str = "GSI3SK";
 pub(crate) const TTL_ATTRIBUTE: &str = "expires_at_epoch";
 
 /// A key: its partition (`HASH`) attribute and its sort (`RANGE`) attribute.
@@ -44,8 +47,9 @@ pub struct TableSpec {
     pub billing: BillingMode,
 }
 
-/// The media table: `GSI1` serves status listings, the sparse `GSI2` category listings; both
-/// project ALL, so a listing is one Query of full records.
+/// The table: `GSI1` serves media status listings and a model's jobs, the sparse `GSI2` media
+/// category listings and a model's jobs in one status, the sparse `GSI3` (job records only) jobs
+/// in one status across models. All project ALL, so a listing is one Query of full records.
 pub const TABLE: TableSpec = TableSpec {
     keys: KeySpec { hash: PK, range: SK },
     attributes: &[
@@ -55,10 +59,13 @@ pub const TABLE: TableSpec = TableSpec {
         (GSI1SK, ScalarAttributeType::S),
         (GSI2PK, ScalarAttributeType::S),
         (GSI2SK, ScalarAttributeType::S),
+        (GSI3PK, ScalarAttributeType::S),
+        (GSI3SK, ScalarAttributeType::S),
     ],
     indexes: &[
         IndexSpec { name: GSI1, keys: KeySpec { hash: GSI1PK, range: GSI1SK }, projection: ProjectionType::All },
         IndexSpec { name: GSI2, keys: KeySpec { hash: GSI2PK, range: GSI2SK }, projection: ProjectionType::All },
+        IndexSpec { name: GSI3, keys: KeySpec { hash: GSI3PK, range: GSI3SK }, projection: ProjectionType::All },
     ],
     ttl_attribute: TTL_ATTRIBUTE,
     billing: BillingMode::PayPerRequest,
