@@ -94,7 +94,8 @@ async fn stack() -> Stack {
     let config = WorkerConfig { imaging: phoenix_ingest::Config::default(), jobs: settings.clone(), cpu_permits: 1 };
     let worker = Arc::new(phoenix_image_worker::build(config, ports));
     let (stop, stopped) = watch::channel(false);
-    let drain = DrainSettings { visibility: Duration::from_secs(60), batch_size: 2, concurrency: 2, paused: None };
+    let drain =
+        DrainSettings { visibility: Duration::from_secs(60), batch_size: 1, in_flight: 2, ..DrainSettings::default() };
     tokio::spawn(phoenix_consumer::drain(queue.clone(), QueueName::JOBS_NORMAL, worker, drain, stopped));
     Stack { metadata, queue, events, objects, stop, _lanes_dir: lanes_dir }
 }

@@ -248,13 +248,15 @@ pub async fn spawn(config: LocalConfig) -> anyhow::Result<RunningSystem> {
 
     let mut tasks = vec![server, drainer];
     for (lane, concurrency) in config.lane_concurrency {
-        // As Lambda's event source with batch size 1: up to `concurrency` jobs at once. A job
+        // As Lambda's event source with batch size 1: up to `concurrency` jobs at once, each
+        // received as soon as a slot is free. A job
         // message stays hidden for 6 leases, as the template's visibility timeout is 6 worker
         // timeouts: a worker that dies is found by the reaper long before.
         let settings = DrainSettings {
             visibility: job_lease * 6,
-            batch_size: concurrency.clamp(1, 10),
-            concurrency: concurrency.max(1),
+            batch_size: 1,
+            concurrency: 1,
+            in_flight: concurrency.max(1),
             paused: Some(Arc::new(LanePause { lanes: lanes.clone(), lane })),
         };
         tasks.push(tokio::spawn(phoenix_consumer::drain(

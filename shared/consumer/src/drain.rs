@@ -21,6 +21,9 @@ pub struct DrainSettings {
     pub batch_size: usize,
     /// Messages of one batch handled at once.
     pub concurrency: usize,
+    /// Batches handled at once, as Lambda runs several invocations of one event source (its
+    /// `MaximumConcurrency`): a slow batch never holds up the next receive while a slot is free.
+    pub in_flight: usize,
     /// Asked before each receive: while it answers true the queue is left alone (a paused
     /// lane keeps its messages).
     pub paused: Option<Arc<dyn PauseSwitch>>,
@@ -40,8 +43,8 @@ impl std::fmt::Debug for dyn PauseSwitch {
 
 impl PartialEq for DrainSettings {
     fn eq(&self, other: &Self) -> bool {
-        (self.visibility, self.batch_size, self.concurrency, self.paused.is_some())
-            == (other.visibility, other.batch_size, other.concurrency, other.paused.is_some())
+        (self.visibility, self.batch_size, self.concurrency, self.in_flight, self.paused.is_some())
+            == (other.visibility, other.batch_size, other.concurrency, other.in_flight, other.paused.is_some())
     }
 }
 
@@ -49,7 +52,13 @@ impl Eq for DrainSettings {}
 
 impl Default for DrainSettings {
     fn default() -> Self {
-        Self { visibility: Duration::from_secs(120), batch_size: DEFAULT_BATCH_SIZE, concurrency: 1, paused: None }
+        Self {
+            visibility: Duration::from_secs(120),
+            batch_size: DEFAULT_BATCH_SIZE,
+            concurrency: 1,
+            in_flight: 1,
+            paused: None,
+        }
     }
 }
 
@@ -58,28 +67,36 @@ impl Default for DrainSettings {
 /// visible again sooner than the visibility timeout, with backoff (2 s on the first receive,
 /// doubling to at most 64 s; a [`crate::Failure::Later`] waits exactly its time), until the
 /// queue's redrive moves them to its dead-letter queue.
-pub async fn drain<H: MessageHandler>(
+pub async fn drain<H: MessageHandler + 'static>(
     queue: Arc<dyn Queue>,
     name: QueueName,
     handler: Arc<H>,
     settings: DrainSettings,
     mut stop: watch::Receiver<bool>,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(settings.in_flight.max(1)));
+    let mut batches = tokio::task::JoinSet::new();
     loop {
         if *stop.borrow() {
-            return;
+            break;
         }
+        // A free slot first: at most `in_flight` batches are being handled.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the drain never closes its slots"),
+            _ = stop.changed() => break,
+        };
+        while batches.try_join_next().is_some() {}
         if let Some(switch) = &settings.paused
             && switch.is_paused().await
         {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
-                _ = stop.changed() => return,
+                _ = stop.changed() => break,
             }
         }
         let received = tokio::select! {
             r = queue.receive(&name, settings.batch_size, settings.visibility, Duration::from_secs(1)) => r,
-            _ = stop.changed() => return,
+            _ = stop.changed() => break,
         };
         let messages = match received {
             Ok(m) => m,
@@ -104,21 +121,38 @@ pub async fn drain<H: MessageHandler>(
             }
             continue;
         }
-        let failed = failed_messages(handler.as_ref(), sqs_event(&messages), settings.concurrency).await;
-        for m in &messages {
-            let result = match failed.iter().find(|(id, _)| *id == m.message_id) {
-                Some((_, not_before)) => {
-                    // A message that cannot succeed before some time (a lease another delivery
-                    // holds, a backoff its handler drew) waits exactly that long, so it does not
-                    // spend its receives meanwhile; others back off by their receive count.
-                    let backoff = Duration::from_secs(1u64 << m.receive_count.min(6));
-                    queue.change_visibility(&name, &m.receipt, not_before.unwrap_or(backoff)).await
-                }
-                None => queue.delete(&name, &m.receipt).await,
-            };
-            if let Err(e) = result {
-                tracing::warn!(error = %e, message_id = %m.message_id, "could not settle a message");
+        let (queue, name, handler, concurrency) = (queue.clone(), name.clone(), handler.clone(), settings.concurrency);
+        batches.spawn(async move {
+            settle(queue.as_ref(), &name, handler.as_ref(), &messages, concurrency).await;
+            drop(slot);
+        });
+    }
+    // Stopping: the batches being handled finish (their messages are settled), none is started.
+    while batches.join_next().await.is_some() {}
+}
+
+/// Hands one received batch to the handler as an `SqsEvent` and settles each message.
+async fn settle<H: MessageHandler>(
+    queue: &dyn Queue,
+    name: &QueueName,
+    handler: &H,
+    messages: &[phoenix_domain::ports::ReceivedMessage],
+    concurrency: usize,
+) {
+    let failed = failed_messages(handler, sqs_event(messages), concurrency).await;
+    for m in messages {
+        let result = match failed.iter().find(|(id, _)| *id == m.message_id) {
+            Some((_, not_before)) => {
+                // A message that cannot succeed before some time (a lease another delivery
+                // holds, a backoff its handler drew) waits exactly that long, so it does not
+                // spend its receives meanwhile; others back off by their receive count.
+                let backoff = Duration::from_secs(1u64 << m.receive_count.min(6));
+                queue.change_visibility(name, &m.receipt, not_before.unwrap_or(backoff)).await
             }
+            None => queue.delete(name, &m.receipt).await,
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, message_id = %m.message_id, "could not settle a message");
         }
     }
 }
@@ -236,5 +270,55 @@ mod tests {
         assert_eq!(queue.depth(&name).await.unwrap(), 1, "not acknowledged");
         let visible = queue.receive(&name, 10, Duration::from_secs(1), Duration::ZERO).await.unwrap();
         assert!(visible.is_empty(), "came back after the backoff instead of its time: {visible:?}");
+    }
+
+    /// Records the order in which messages finish; `slow` takes two seconds.
+    #[derive(Default)]
+    struct SlowAndFast {
+        finished: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl MessageHandler for SlowAndFast {
+        type Message = String;
+
+        fn decode(&self, body: &str) -> Result<String, Failure> {
+            Ok(body.to_owned())
+        }
+
+        async fn handle(&self, body: String, _: &Delivery) -> Result<(), Failure> {
+            if body == "slow" {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            self.finished.lock().unwrap().push(body);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_batch_does_not_hold_up_the_next_while_a_slot_is_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = QueueName("work");
+        let queue: Arc<dyn Queue> = Arc::new(
+            LocalQueue::open(
+                &dir.path().join("q.sqlite"),
+                vec![(name.clone(), QueueSettings { max_receive: 5, dead_letter: None })],
+            )
+            .unwrap(),
+        );
+        queue.send(&name, "slow", Duration::ZERO).await.unwrap();
+        queue.send(&name, "fast", Duration::ZERO).await.unwrap();
+        let handler = Arc::new(SlowAndFast::default());
+        let (stop_tx, stop) = watch::channel(false);
+        let settings = DrainSettings { batch_size: 1, in_flight: 2, ..DrainSettings::default() };
+        let task = tokio::spawn(drain(queue.clone(), name.clone(), handler.clone(), settings, stop));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while queue.depth(&name).await.unwrap() > 0 {
+            assert!(tokio::time::Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stop_tx.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task).await.expect("the drain stops").unwrap();
+        assert_eq!(*handler.finished.lock().unwrap(), ["fast", "slow"], "the fast one did not wait");
     }
 }
