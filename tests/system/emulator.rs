@@ -134,8 +134,9 @@ async fn upload_flow_on_the_aws_adapters() {
     let config = phoenix_api::Config {
         limits: Limits::default(),
         links: DerivativeLinks::Presigned(Duration::from_secs(600)),
-        purge_delay: Duration::ZERO,
+        trash: phoenix_domain::config::TrashSettings { purge_delay: Duration::ZERO, ..Default::default() },
         jobs: phoenix_api::JobSettings::default(),
+        batches: Default::default(),
     };
     let lanes_dir = tempfile::tempdir().unwrap();
     let ports = Ports {
@@ -282,13 +283,36 @@ async fn upload_flow_on_the_aws_adapters() {
     assert_eq!(status, 200, "{got}");
     assert_eq!((got["items"].as_array().unwrap().len(), got["missing"].as_array().unwrap().len()), (1, 1));
 
-    // 7. Delete: gone at once; the purge message on the queue removes every object.
-    let (status, _) = call(&router, apigw_request("DELETE", get_route, &path, params.clone(), None, "model-aws")).await;
+    // 7. Delete: to the trash, gone for readers at once; a restore brings it back; deleted again,
+    // the trash sweep (past the grace period) deletes the record and queues the purge, which
+    // removes every object.
+    let delete = || apigw_request("DELETE", get_route, &path, params.clone(), None, "model-aws");
+    let (status, _) = call(&router, delete()).await;
     assert_eq!(status, 204);
     let (status, _) = call(&router, get()).await;
     assert_eq!(status, 404);
     let (_, page) = call(&router, list("tag=aws")).await;
     assert!(page["items"].as_array().unwrap().is_empty(), "{page}");
+    let (_, trash) = call(&router, list("status=deleted")).await;
+    assert_eq!(trash["items"][0]["media_id"], media, "{trash}");
+    assert!(trash["items"][0]["purge_after"].is_string(), "{trash}");
+    let restore_route = "/v1/models/{model_id}/media/{media_id}/restore";
+    let restore_path = format!("{path}/restore");
+    let (status, restored) =
+        call(&router, apigw_request("POST", restore_route, &restore_path, params.clone(), None, "model-aws")).await;
+    assert_eq!((status, restored["status"].as_str()), (200, Some("approved")), "{restored}");
+    let (_, page) = call(&router, list("tag=aws")).await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 1, "restored: back in its tag's listing: {page}");
+    let (status, _) = call(&router, delete()).await;
+    assert_eq!(status, 204);
+    let past_grace = time::OffsetDateTime::now_utc() + phoenix_domain::config::TrashSettings::DEFAULT_GRACE;
+    let swept = phoenix_domain::media::sweep_trash(metadata.as_ref(), queue.as_ref(), past_grace, 10, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(swept.purged.len(), 1, "{swept:?}");
+    let (status, _) =
+        call(&router, apigw_request("POST", restore_route, &restore_path, params.clone(), None, "model-aws")).await;
+    assert_eq!(status, 404, "purged: nothing to restore");
     let purge = queue.receive(&QueueName::INGEST, 10, Duration::from_secs(60), Duration::from_secs(2)).await.unwrap();
     assert!(purge.iter().any(|m| m.body.contains("\"purge\"")), "{purge:?}");
     let response = phoenix_consumer::handle_sqs_batch(&processor, phoenix_consumer::sqs_event(&purge), 2).await;

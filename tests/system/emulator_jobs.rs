@@ -91,7 +91,12 @@ async fn stack() -> Stack {
         events: events.clone(),
         lanes,
     };
-    let config = WorkerConfig { imaging: phoenix_ingest::Config::default(), jobs: settings.clone(), cpu_permits: 1 };
+    let config = WorkerConfig {
+        imaging: phoenix_ingest::Config::default(),
+        jobs: settings.clone(),
+        trash: phoenix_domain::config::TrashSettings::default(),
+        cpu_permits: 1,
+    };
     let worker = Arc::new(phoenix_image_worker::build(config, ports));
     let (stop, stopped) = watch::channel(false);
     let drain =

@@ -47,6 +47,15 @@ pub fn test_job_settings() -> JobSettings {
     }
 }
 
+/// The trash for tests: the default grace period (a test that waits it out sets a short one on
+/// both `api` and `worker`), and purges queued 1 s after the sweep.
+pub fn test_trash_settings() -> phoenix_domain::config::TrashSettings {
+    phoenix_domain::config::TrashSettings {
+        purge_delay: Duration::from_secs(1),
+        ..phoenix_domain::config::TrashSettings::default()
+    }
+}
+
 pub fn test_config(dir: &Path, limits: Limits) -> LocalConfig {
     let ingest =
         phoenix_ingest::Config { limits: limits.clone(), max_receives: 3, ..phoenix_ingest::Config::default() };
@@ -56,14 +65,19 @@ pub fn test_config(dir: &Path, limits: Limits) -> LocalConfig {
         jwt_secret: "test-secret".into(),
         api: phoenix_api::Config {
             limits,
-            purge_delay: std::time::Duration::from_secs(1),
+            trash: test_trash_settings(),
             jobs: test_job_settings(),
             ..phoenix_api::Config::default()
         },
         worker: phoenix_image_worker::WorkerConfig {
             imaging: ingest.clone(),
             jobs: test_job_settings(),
+            trash: test_trash_settings(),
             cpu_permits: 1,
+        },
+        batches: phoenix_batch_worker::BatchWorkerConfig {
+            trash_grace: test_trash_settings().grace,
+            ..phoenix_batch_worker::BatchWorkerConfig::default()
         },
         ingest,
         lane_concurrency: [(Lane::High, 2), (Lane::Normal, 2)],

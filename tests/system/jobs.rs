@@ -35,7 +35,11 @@ fn mean_difference(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_make_new_versions_and_one_call_restores_an_old_one() {
-    let app = spawn_app().await;
+    // A second in the trash, so the purge at the end comes soon after the delete.
+    let data = tempfile::tempdir().unwrap();
+    let mut config = crate::helpers::test_config(data.path(), phoenix_domain::Limits::default());
+    config.api.trash.grace = Duration::from_secs(1);
+    let app = crate::helpers::spawn_with_config(config).await;
     let token = app.model_token(MODEL);
     let record = app.processed_photo(&token, MODEL, "adobe-rgb.jpg").await;
     let id = record["media_id"].as_str().unwrap().to_owned();
@@ -129,7 +133,8 @@ async fn edits_make_new_versions_and_one_call_restores_an_old_one() {
         .unwrap();
     assert_eq!(error_code(missing, 404).await, "not_found");
 
-    // Deleting the media removes every version's objects: sources and derivatives.
+    // Deleting the media (once its second in the trash is over) removes every version's objects:
+    // sources and derivatives.
     let (model, media_id) =
         (phoenix_domain::ModelId::parse(MODEL).unwrap(), phoenix_domain::MediaId::parse(&id).unwrap());
     let prefixes = [

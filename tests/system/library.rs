@@ -1,5 +1,6 @@
 //! The media library over HTTP: conditional reads and edits, moderation, filters, batch reads,
-//! deletion with its background purge, likely duplicates, and who may do what.
+//! deletion to the trash, restore and the purge after the grace period, likely duplicates, and
+//! who may do what.
 
 use std::time::Duration;
 
@@ -433,9 +434,139 @@ async fn batch_get_answers_what_the_caller_may_see() {
     assert_eq!(error_code(anonymous, 401).await, "unauthorized");
 }
 
+impl TestApp {
+    async fn delete_media(&self, token: &str, model: &str, media: &str, version: Option<u64>) -> reqwest::Response {
+        let mut request =
+            self.client.delete(format!("{}/v1/models/{model}/media/{media}", self.url)).bearer_auth(token);
+        if let Some(version) = version {
+            request = request.header("if-match", format!("\"{version}-0\""));
+        }
+        request.send().await.expect("request")
+    }
+
+    async fn restore_media(&self, token: &str, model: &str, media: &str) -> reqwest::Response {
+        self.call(Method::POST, &format!("/v1/models/{model}/media/{media}/restore"), Some(token), None).await
+    }
+
+    async fn batch_get(&self, token: &str, items: Value) -> Value {
+        let response = self.call(Method::POST, "/v1/media/batch-get", Some(token), Some(json!({"items": items}))).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+}
+
 #[tokio::test]
-async fn a_deleted_media_is_gone_at_once_and_its_objects_are_purged() {
+async fn a_deleted_media_goes_to_the_trash_at_once_and_comes_back_whole() {
     let app = spawn_app().await;
+    let (token, admin) = (app.model_token("model-t"), app.admin_token());
+    let media = processed(&app, "model-t", "photos/rgb16.png").await;
+    let keep = processed(&app, "model-t", "photos/alpha.png").await;
+    let record: Value = app.get_media(&token, "model-t", &media).await.json().await.unwrap();
+    let edit = json!({"caption": "Backstage", "tags": ["gone"], "category": "runway", "version": record["version"]});
+    let edited: Value = app.patch(&token, "model-t", &media, None, edit).await.json().await.unwrap();
+    let version = edited["version"].as_u64().unwrap();
+    let urls: Vec<String> =
+        edited["derivatives"].as_array().unwrap().iter().map(|d| d["url"].as_str().unwrap().to_owned()).collect();
+    assert!(!urls.is_empty());
+    let items = json!([{"model_id": "model-t", "media_id": media}, {"model_id": "model-t", "media_id": keep}]);
+
+    assert_eq!(
+        error_code(app.delete_media(&token, "model-t", &media, Some(version - 1)).await, 409).await,
+        "version_conflict"
+    );
+    assert_eq!(
+        error_code(app.delete_media(&app.model_token("model-x"), "model-t", &media, None).await, 403).await,
+        "forbidden"
+    );
+    assert_eq!(app.delete_media(&token, "model-t", &media, Some(version)).await.status(), 204);
+
+    // Gone for readers at once: GET, every listing and filter, batch get; edits, reviews and
+    // another delete are 404.
+    assert_eq!(error_code(app.get_media(&token, "model-t", &media).await, 404).await, "not_found");
+    assert_eq!(app.list_ids(&token, "model-t", "").await, [keep.as_str()]);
+    for filter in ["tag=gone", "category=runway", "status=pending_review&tag=gone"] {
+        assert!(app.list_ids(&token, "model-t", filter).await.is_empty(), "{filter}");
+    }
+    let got = app.batch_get(&admin, items.clone()).await;
+    assert_eq!(got["items"].as_array().unwrap().len(), 1, "{got}");
+    assert_eq!(got["missing"], json!([{"model_id": "model-t", "media_id": media}]));
+    let again = app.patch(&token, "model-t", &media, None, json!({"caption": "x", "version": version + 1})).await;
+    assert_eq!(error_code(again, 404).await, "not_found");
+    let review = app.review(&admin, "model-t", &media, json!({"decision": "approve"})).await;
+    assert_eq!(error_code(review, 404).await, "not_found");
+    let versions =
+        app.call(Method::GET, &format!("/v1/models/model-t/media/{media}/versions"), Some(&token), None).await;
+    assert_eq!(error_code(versions, 404).await, "not_found");
+    assert_eq!(error_code(app.delete_media(&token, "model-t", &media, None).await, 404).await, "not_found");
+    // Nothing is removed meanwhile.
+    for url in &urls {
+        assert_eq!(app.client.get(url).send().await.unwrap().status(), 200, "{url}");
+    }
+
+    // The trash lists it, with when it was deleted and until when it may come back.
+    let trash: Value = app.list(&token, "model-t", "status=deleted").await.json().await.unwrap();
+    let items_in_trash = trash["items"].as_array().unwrap();
+    assert_eq!(items_in_trash.len(), 1, "{trash}");
+    assert_eq!(
+        (items_in_trash[0]["media_id"].as_str(), items_in_trash[0]["status"].as_str()),
+        (Some(media.as_str()), Some("deleted"))
+    );
+    let deleted_at = time::OffsetDateTime::parse(
+        items_in_trash[0]["deleted_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let purge_after = time::OffsetDateTime::parse(
+        items_in_trash[0]["purge_after"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(purge_after - deleted_at, time::Duration::days(7), "the default grace period");
+    assert_eq!(error_code(app.list(&token, "model-t", "status=deleted&tag=gone").await, 400).await, "invalid_request");
+
+    // Restored: everything as it was, in every listing again.
+    assert_eq!(
+        error_code(app.restore_media(&app.model_token("model-x"), "model-t", &media).await, 403).await,
+        "forbidden"
+    );
+    let restored = app.restore_media(&token, "model-t", &media).await;
+    assert_eq!(restored.status(), 200);
+    let restored: Value = restored.json().await.unwrap();
+    assert_eq!(restored["status"], "pending_review", "{restored}");
+    assert_eq!((restored["caption"].as_str(), restored["category"].as_str()), (Some("Backstage"), Some("runway")));
+    assert_eq!(restored["tags"], json!(["gone"]));
+    assert!(restored.get("purge_after").is_none() && restored.get("deleted_at").is_none(), "{restored}");
+    let detail: Value = app.get_media(&token, "model-t", &media).await.json().await.unwrap();
+    let actions: Vec<&str> =
+        detail["history"].as_array().unwrap().iter().map(|h| h["action"].as_str().unwrap()).collect();
+    assert_eq!(&actions[..2], ["restored", "deleted"]);
+    assert_eq!(detail["derivatives"], edited["derivatives"], "the same derivatives");
+    for url in &urls {
+        assert_eq!(app.client.get(url).send().await.unwrap().status(), 200, "{url}");
+    }
+    let mut all = app.list_ids(&token, "model-t", "").await;
+    all.sort();
+    let mut both = vec![media.clone(), keep.clone()];
+    both.sort();
+    assert_eq!(all, both);
+    assert_eq!(app.list_ids(&token, "model-t", "tag=gone").await, [media.as_str()]);
+    assert_eq!(app.list_ids(&token, "model-t", "category=runway").await, [media.as_str()]);
+    assert!(app.list_ids(&token, "model-t", "status=deleted").await.is_empty());
+    assert_eq!(app.batch_get(&admin, items).await["items"].as_array().unwrap().len(), 2);
+    // Not in the trash any more: nothing to restore.
+    assert_eq!(error_code(app.restore_media(&token, "model-t", &media).await, 404).await, "not_found");
+    let absent = MediaId::new().to_string();
+    assert_eq!(error_code(app.restore_media(&token, "model-t", &absent).await, 404).await, "not_found");
+}
+
+#[tokio::test]
+async fn past_its_grace_period_a_deleted_media_is_purged() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = crate::helpers::test_config(data.path(), phoenix_domain::Limits::default());
+    // One second in the trash; the reaper (every second in tests) sweeps it then.
+    config.api.trash.grace = Duration::from_secs(1);
+    config.worker.trash.grace = Duration::from_secs(1);
+    let app = crate::helpers::spawn_with_config(config).await;
     let token = app.model_token("model-d");
     let media = processed(&app, "model-d", "photos/rgb16.png").await;
     let keep = processed(&app, "model-d", "photos/alpha.png").await;
@@ -443,40 +574,10 @@ async fn a_deleted_media_is_gone_at_once_and_its_objects_are_purged() {
     let urls: Vec<String> =
         record["derivatives"].as_array().unwrap().iter().map(|d| d["url"].as_str().unwrap().to_owned()).collect();
     assert!(!urls.is_empty());
-    let tagged =
-        app.patch(&token, "model-d", &media, None, json!({"tags": ["gone"], "version": record["version"]})).await;
-    let version = tagged.json::<Value>().await.unwrap()["version"].as_u64().unwrap();
-
-    let path = format!("/v1/models/model-d/media/{media}");
-    let stale = app
-        .client
-        .delete(format!("{}{path}", app.url))
-        .bearer_auth(&token)
-        .header("if-match", format!("\"{}-0\"", version - 1))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(error_code(stale, 409).await, "version_conflict");
-    let other = app.call(Method::DELETE, &path, Some(&app.model_token("model-x")), None).await;
-    assert_eq!(error_code(other, 403).await, "forbidden");
-
-    let deleted = app
-        .client
-        .delete(format!("{}{path}", app.url))
-        .bearer_auth(&token)
-        .header("if-match", format!("\"{version}-0\""))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status(), 204);
+    assert_eq!(app.delete_media(&token, "model-d", &media, None).await.status(), 204);
     assert_eq!(error_code(app.get_media(&token, "model-d", &media).await, 404).await, "not_found");
-    assert_eq!(app.list_ids(&token, "model-d", "").await, [keep.as_str()]);
-    assert!(app.list_ids(&token, "model-d", "tag=gone").await.is_empty());
-    assert_eq!(error_code(app.call(Method::DELETE, &path, Some(&token), None).await, 404).await, "not_found");
-    let edit_deleted = app.patch(&token, "model-d", &media, None, json!({"caption": "x", "version": version})).await;
-    assert_eq!(error_code(edit_deleted, 404).await, "not_found");
 
-    // The purge runs from the queue shortly after: every object goes.
+    // The sweep deletes the record (a tombstone left) and the purge removes every object.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let mut alive = 0;
@@ -501,10 +602,28 @@ async fn a_deleted_media_is_gone_at_once_and_its_objects_are_purged() {
         assert!(tokio::time::Instant::now() < deadline, "the tombstone outlived the purge");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert!(matches!(app.system.metadata.get_media(&model, &id).await, Err(StoreError::NotFound)));
+    assert!(app.list_ids(&token, "model-d", "status=deleted").await.is_empty());
+    assert_eq!(error_code(app.restore_media(&token, "model-d", &media).await, 404).await, "not_found");
     // The other media is untouched.
     let kept: Value = app.get_media(&token, "model-d", &keep).await.json().await.unwrap();
     let kept_url = kept["derivatives"][0]["url"].as_str().unwrap();
     assert_eq!(app.client.get(kept_url).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn a_restore_past_the_grace_period_is_refused_while_the_sweep_has_not_run() {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = crate::helpers::test_config(data.path(), phoenix_domain::Limits::default());
+    config.api.trash.grace = Duration::from_secs(1);
+    // No sweep during this test.
+    config.reaper_interval = Duration::from_secs(3600);
+    let app = crate::helpers::spawn_with_config(config).await;
+    let token = app.model_token("model-g");
+    let media = processed(&app, "model-g", "photos/rgb16.png").await;
+    assert_eq!(app.delete_media(&token, "model-g", &media, None).await.status(), 204);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(error_code(app.restore_media(&token, "model-g", &media).await, 409).await, "invalid_state");
 }
 
 #[tokio::test]

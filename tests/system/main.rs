@@ -5,9 +5,11 @@ mod helpers;
 
 mod api_input;
 mod auth;
+mod batches;
 mod browser;
 mod crash;
 mod emulator;
+mod emulator_batches;
 mod emulator_jobs;
 mod hostile;
 mod jobs;

@@ -40,6 +40,8 @@ pub struct LocalConfig {
     pub ingest: phoenix_ingest::Config,
     /// The image worker's configuration, as its Lambda reads it.
     pub worker: phoenix_image_worker::WorkerConfig,
+    /// The batch worker's configuration, as its Lambda reads it.
+    pub batches: phoenix_batch_worker::BatchWorkerConfig,
     /// Jobs of each lane run at once, as the template's `MaximumConcurrency`
     /// (`PHOENIX_JOBS_HIGH_CONCURRENCY`, default 5; `PHOENIX_JOBS_NORMAL_CONCURRENCY`, default 3).
     /// Image work itself is bounded further by the worker's CPU permits, so uploads keep a core.
@@ -63,6 +65,7 @@ impl LocalConfig {
             api: phoenix_api::Config::from_env()?,
             ingest: phoenix_ingest::Config::from_env()?,
             worker: phoenix_image_worker::WorkerConfig::from_env()?,
+            batches: phoenix_batch_worker::BatchWorkerConfig::from_env()?,
             lane_concurrency: [
                 (Lane::High, env_or("PHOENIX_JOBS_HIGH_CONCURRENCY", 5)?),
                 (Lane::Normal, env_or("PHOENIX_JOBS_NORMAL_CONCURRENCY", 3)?),
@@ -180,6 +183,9 @@ pub async fn spawn(config: LocalConfig) -> anyhow::Result<RunningSystem> {
         queues.push((lane.queue(), settings));
         queues.push((lane.dead_letter_queue(), dead_letter.clone()));
     }
+    // As the template's RedrivePolicy: a chunk is received at most 5 times.
+    queues.push((QueueName::BATCHES, QueueSettings { max_receive: 5, dead_letter: Some(QueueName::BATCHES_DLQ) }));
+    queues.push((QueueName::BATCHES_DLQ, dead_letter.clone()));
     let queues_path = config.data_dir.join("queues.sqlite");
     let queue = Arc::new(LocalQueue::open(&queues_path, queues)?);
     let lanes: Arc<dyn LaneControl> = Arc::new(LocalLanes::open(&queues_path)?);
@@ -268,6 +274,30 @@ pub async fn spawn(config: LocalConfig) -> anyhow::Result<RunningSystem> {
         )));
     }
     tasks.push(tokio::spawn(reaper(worker, config.reaper_interval, shutdown.subscribe())));
+    // The batch worker, as its Lambda with batch size 1: a chunk at a time per slot; two slots,
+    // as SQLite takes one writer at a time anyway.
+    let batch_worker = Arc::new(phoenix_batch_worker::build(
+        config.batches,
+        phoenix_batch_worker::BatchWorkerPorts {
+            metadata: metadata.clone(),
+            queue: queue.clone(),
+            events: events.clone(),
+        },
+    ));
+    let settings = DrainSettings {
+        visibility: std::time::Duration::from_secs(120),
+        batch_size: 1,
+        concurrency: 1,
+        in_flight: 2,
+        paused: None,
+    };
+    tasks.push(tokio::spawn(phoenix_consumer::drain(
+        queue.clone(),
+        QueueName::BATCHES,
+        batch_worker,
+        settings,
+        shutdown.subscribe(),
+    )));
 
     Ok(RunningSystem {
         base_url,

@@ -6,11 +6,11 @@
 pub mod openapi;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use phoenix_domain::config::ConfigError;
+pub use phoenix_domain::batches::BatchLimits;
+use phoenix_domain::config::{ConfigError, TrashSettings};
 pub use phoenix_domain::jobs::JobSettings;
 use phoenix_domain::ports::{EventBus, LaneControl};
 use phoenix_domain::{Limits, MetadataStore, ObjectStore, Queue};
@@ -25,31 +25,35 @@ pub struct Config {
     pub limits: Limits,
     /// How derivative URLs are made (media, versions, job results).
     pub links: DerivativeLinks,
-    /// How long a purge waits before it runs (see `phoenix_media_routes::Config::purge_delay`).
-    pub purge_delay: Duration,
+    /// The trash's grace period (stamped on what a delete moves there) and purge delay.
+    pub trash: TrashSettings,
     /// How jobs run: stamped on each job at submission (attempts, fault injection).
     pub jobs: JobSettings,
+    /// How many batches may be queued or running at once, per model and in all.
+    pub batches: BatchLimits,
 }
 
 impl Config {
-    /// The media routes' variables (`phoenix_media_routes::Config::from_env`) and the jobs'
-    /// (`JobSettings::from_env`).
+    /// The media routes' variables (`phoenix_media_routes::Config::from_env`), the jobs'
+    /// (`JobSettings::from_env`) and the batches' limits (`PHOENIX_BATCHES_PER_MODEL`,
+    /// `PHOENIX_BATCHES_TOTAL`).
     pub fn from_env() -> Result<Self, ConfigError> {
         let media = phoenix_media_routes::Config::from_env()?;
         Ok(Self {
             limits: media.limits,
             links: media.links,
-            purge_delay: media.purge_delay,
+            trash: media.trash,
             jobs: JobSettings::from_env()?,
+            batches: phoenix_batch_routes::Config::from_env()?.limits,
         })
     }
 
     fn media(&self) -> phoenix_media_routes::Config {
-        phoenix_media_routes::Config {
-            limits: self.limits.clone(),
-            links: self.links.clone(),
-            purge_delay: self.purge_delay,
-        }
+        phoenix_media_routes::Config { limits: self.limits.clone(), links: self.links.clone(), trash: self.trash }
+    }
+
+    fn batch_routes(&self) -> phoenix_batch_routes::Config {
+        phoenix_batch_routes::Config { limits: self.batches }
     }
 
     fn job_routes(&self) -> phoenix_job_routes::Config {
@@ -60,7 +64,13 @@ impl Config {
 impl Default for Config {
     fn default() -> Self {
         let media = phoenix_media_routes::Config::default();
-        Self { limits: media.limits, links: media.links, purge_delay: media.purge_delay, jobs: JobSettings::default() }
+        Self {
+            limits: media.limits,
+            links: media.links,
+            trash: media.trash,
+            jobs: JobSettings::default(),
+            batches: BatchLimits::default(),
+        }
     }
 }
 
@@ -70,7 +80,8 @@ pub struct Ports {
     pub objects: Arc<dyn ObjectStore>,
     pub metadata: Arc<dyn MetadataStore>,
     /// One queue adapter that knows the ingest queue (maintenance commands), the job lanes
-    /// (submit, retry, redrive) and the lanes' dead-letter queues (statistics, redrive).
+    /// (submit, retry, redrive), the lanes' dead-letter queues (statistics, redrive) and the
+    /// batches queue (a batch's chunks).
     pub queue: Arc<dyn Queue>,
     /// Where job lifecycle events go.
     pub events: Arc<dyn EventBus>,
@@ -86,6 +97,11 @@ pub fn build(config: Config, ports: Ports, auth: AuthMode) -> Router {
         metadata: ports.metadata.clone(),
         queue: ports.queue.clone(),
     };
+    let batches = phoenix_batch_routes::BatchRoutePorts {
+        metadata: ports.metadata.clone(),
+        queue: ports.queue.clone(),
+        events: ports.events.clone(),
+    };
     let jobs = phoenix_job_routes::JobPorts {
         objects: ports.objects,
         metadata: ports.metadata,
@@ -96,7 +112,8 @@ pub fn build(config: Config, ports: Ports, auth: AuthMode) -> Router {
     phoenix_http::finish(
         system
             .merge(phoenix_media_routes::routes(config.media(), media, auth.clone()))
-            .merge(phoenix_job_routes::routes(config.job_routes(), jobs, auth)),
+            .merge(phoenix_job_routes::routes(config.job_routes(), jobs, auth.clone()))
+            .merge(phoenix_batch_routes::routes(config.batch_routes(), batches, auth)),
     )
 }
 

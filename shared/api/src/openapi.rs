@@ -1,6 +1,7 @@
 //! The OpenAPI 3.1 document, generated from the handlers and view types. `docs/openapi.json` is a
 //! checked-in copy; a test fails when they differ (regenerate with `UPDATE_OPENAPI=1 cargo test -p phoenix-api`).
 
+use phoenix_batch_routes::BatchesApi;
 use phoenix_http::openapi::{BearerAuth, GatewayError, RefusedToken};
 use phoenix_job_routes::JobsApi;
 use phoenix_media_routes::MediaApi;
@@ -36,6 +37,7 @@ pub fn api() -> utoipa::openapi::OpenApi {
     let mut doc = SystemApi::openapi();
     doc.merge(MediaApi::openapi());
     doc.merge(JobsApi::openapi());
+    doc.merge(BatchesApi::openapi());
     doc
 }
 

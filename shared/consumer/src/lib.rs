@@ -7,7 +7,7 @@ mod drain;
 mod sqs;
 
 pub use drain::{DEFAULT_BATCH_SIZE, DrainSettings, PauseSwitch, drain};
-pub use sqs::{Retimer, handle_sqs_batch, handle_sqs_batch_retimed, run_lambda, sqs_event};
+pub use sqs::{Retimer, handle_sqs_batch, handle_sqs_batch_retimed, run_lambda, run_lambda_retimed, sqs_event};
 
 use async_trait::async_trait;
 

@@ -177,6 +177,22 @@ pub async fn run_lambda<H: MessageHandler>(handler: H, concurrency: usize) -> Re
     .await
 }
 
+/// As [`run_lambda`], giving failed messages their wait through `retimer`
+/// ([`handle_sqs_batch_retimed`]).
+pub async fn run_lambda_retimed<H: MessageHandler>(
+    handler: H,
+    concurrency: usize,
+    retimer: Retimer,
+) -> Result<(), lambda_runtime::Error> {
+    let (handler, retimer) = (&handler, &retimer);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<SqsBatchResponse, lambda_runtime::Error>(
+            handle_sqs_batch_retimed(handler, event.payload, concurrency, retimer).await,
+        )
+    }))
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;

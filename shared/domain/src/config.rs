@@ -92,3 +92,43 @@ impl Limits {
         })
     }
 }
+
+/// The trash: how long a deleted media stays restorable, and how long the purge the trash sweep
+/// queues waits before it runs. Read once, the same for the API (which stamps `purge_after` on
+/// what it deletes) and the worker (whose reaper sweeps the trash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrashSettings {
+    /// A deleted media is restorable this long, then purged (`PHOENIX_TRASH_GRACE_SECS`, default
+    /// 7 days).
+    pub grace: Duration,
+    /// The delay of a queued purge (`PHOENIX_PURGE_DELAY_SECS`, default 60 s): longer than the
+    /// sweep that queues it may take, so the purge finds the tombstone the sweep then writes (or,
+    /// if that write failed, none, and does nothing).
+    pub purge_delay: Duration,
+}
+
+impl TrashSettings {
+    pub const DEFAULT_GRACE: Duration = Duration::from_secs(7 * 24 * 3600);
+    pub const DEFAULT_PURGE_DELAY: Duration = Duration::from_secs(60);
+
+    /// From `PHOENIX_TRASH_GRACE_SECS` (greater than zero) and `PHOENIX_PURGE_DELAY_SECS` (at
+    /// most 900, SQS's longest delay), each defaulting to [`TrashSettings::default`].
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let grace =
+            positive("PHOENIX_TRASH_GRACE_SECS", env_or("PHOENIX_TRASH_GRACE_SECS", Self::DEFAULT_GRACE.as_secs())?)?;
+        let purge_delay = env_or("PHOENIX_PURGE_DELAY_SECS", Self::DEFAULT_PURGE_DELAY.as_secs())?;
+        if purge_delay > 900 {
+            return Err(ConfigError {
+                name: "PHOENIX_PURGE_DELAY_SECS".into(),
+                message: "must be at most 900 (SQS's longest delay)".into(),
+            });
+        }
+        Ok(Self { grace: Duration::from_secs(grace), purge_delay: Duration::from_secs(purge_delay) })
+    }
+}
+
+impl Default for TrashSettings {
+    fn default() -> Self {
+        Self { grace: Self::DEFAULT_GRACE, purge_delay: Self::DEFAULT_PURGE_DELAY }
+    }
+}

@@ -19,6 +19,10 @@ pub enum IdError {
     BadMediaId,
     #[error("job_id must be a ULID in its canonical form: 26 characters of 0-9 and lower-case a-z without i, l, o, u")]
     BadJobId,
+    #[error(
+        "batch_id must be a ULID in its canonical form: 26 characters of 0-9 and lower-case a-z without i, l, o, u"
+    )]
+    BadBatchId,
 }
 
 fn is_id_char(c: char) -> bool {
@@ -180,6 +184,55 @@ impl Serialize for JobId {
 }
 
 impl<'de> Deserialize<'de> for JobId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A batch's identifier: a ULID (lower case, like [`MediaId`]), so a model's batches sort by
+/// submission time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BatchId(ulid::Ulid);
+
+impl BatchId {
+    /// A fresh id; ids made in one millisecond keep their order.
+    pub fn new() -> Self {
+        Self(MediaId::new().0)
+    }
+
+    pub fn created_at(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0.timestamp_ms()) * 1_000_000)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, IdError> {
+        if raw.len() != 26 || raw.chars().any(|c| c.is_ascii_uppercase()) {
+            return Err(IdError::BadBatchId);
+        }
+        ulid::Ulid::from_string(raw).map(Self).map_err(|_| IdError::BadBatchId)
+    }
+}
+
+impl Default for BatchId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for BatchId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.to_string().to_ascii_lowercase())
+    }
+}
+
+impl Serialize for BatchId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for BatchId {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(d)?;
         Self::parse(&raw).map_err(serde::de::Error::custom)

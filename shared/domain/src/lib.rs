@@ -2,6 +2,7 @@
 //! lifecycle, typed limits, the ports (one per aggregate or capability), the object-key scheme,
 //! the queue messages, and the use cases that run on them. Nothing here names AWS or a file system.
 
+pub mod batches;
 pub mod config;
 pub mod ids;
 pub mod jobs;
@@ -13,7 +14,7 @@ pub mod ports;
 pub mod watermarks;
 
 pub use config::Limits;
-pub use ids::{Category, GalleryId, IdError, JobId, MediaId, ModelId, ObjectKey, Tag, WatermarkName};
+pub use ids::{BatchId, Category, GalleryId, IdError, JobId, MediaId, ModelId, ObjectKey, Tag, WatermarkName};
 pub use media::{
     Credit, Derivative, FocalPoint, GalleryLink, GpsPosition, HistoryEntry, MediaError, MediaMetadata, MediaRecord,
     MediaStatus, Rejection, Review, ReviewDecision, Severity, SourceInfo, Violation,

@@ -2,8 +2,9 @@
 //! a lease it renews while it works, runs the operation (a crop, rotation, flip or watermark as a
 //! new image version; a regeneration; a parent's fan-out into children), and settles it —
 //! `succeeded`, `failed`, or queued again after a backoff drawn with full jitter. [`Worker`] is a
-//! [`phoenix_consumer::MessageHandler`]; [`Worker::reap`] is the reaper's sweep. The Lambda
-//! ([`lambda::run`]) and the local server run both.
+//! [`phoenix_consumer::MessageHandler`]; [`Worker::reap`] is the reaper's sweep (of jobs, and of
+//! the trash: media past their grace period are purged). The Lambda ([`lambda::run`]) and the
+//! local server run both.
 
 mod fan_out;
 pub mod lambda;
@@ -12,6 +13,7 @@ mod work;
 
 use std::sync::Arc;
 
+use phoenix_domain::config::TrashSettings;
 use phoenix_domain::jobs::{JobError, JobSettings, ReapReport};
 use phoenix_domain::ports::{EventBus, LaneControl};
 use phoenix_domain::{MetadataStore, ObjectStore, Queue};
@@ -23,7 +25,8 @@ use tokio::sync::Semaphore;
 pub struct WorkerPorts {
     pub objects: Arc<dyn ObjectStore>,
     pub metadata: Arc<dyn MetadataStore>,
-    /// The job lanes (children and re-queued jobs are sent to them).
+    /// The job lanes (children and re-queued jobs are sent to them) and the ingest queue (the
+    /// trash sweep's `purge` commands).
     pub queue: Arc<dyn Queue>,
     pub events: Arc<dyn EventBus>,
     pub lanes: Arc<dyn LaneControl>,
@@ -35,6 +38,9 @@ pub struct WorkerConfig {
     /// The image pipeline's configuration (limits, presets), as the upload processor reads it.
     pub imaging: phoenix_ingest::Config,
     pub jobs: JobSettings,
+    /// The trash: the reaper purges media past their grace period, queueing each purge with the
+    /// delay (`PHOENIX_PURGE_DELAY_SECS`) that lets the sweep write the tombstone first.
+    pub trash: TrashSettings,
     /// Image operations run at once in this process, whatever the lanes' concurrency: locally one
     /// core is left to upload ingest, so bulk jobs never starve new uploads
     /// (`PHOENIX_JOBS_CPU_PERMITS`; default: the cores less one, at least one).
@@ -47,22 +53,33 @@ impl WorkerConfig {
         Ok(Self {
             imaging: phoenix_ingest::Config::from_env()?,
             jobs: JobSettings::from_env()?,
+            trash: TrashSettings::from_env()?,
             cpu_permits: phoenix_domain::config::env_or("PHOENIX_JOBS_CPU_PERMITS", cores.saturating_sub(1).max(1))?,
         })
     }
 }
 
+/// Media one reaper sweep purges at most (a page of the trash index).
+pub const TRASH_SWEEP_LIMIT: usize = 100;
+
 pub struct Worker {
     ports: WorkerPorts,
     processor: Processor,
     settings: JobSettings,
+    trash: TrashSettings,
     cpu: Arc<Semaphore>,
 }
 
 /// The worker, wired: what the Lambda's `main`, the local server and the tests call.
 pub fn build(config: WorkerConfig, ports: WorkerPorts) -> Worker {
     let processor = phoenix_ingest::build(config.imaging, ports.objects.clone(), ports.metadata.clone());
-    Worker { processor, settings: config.jobs, cpu: Arc::new(Semaphore::new(config.cpu_permits.max(1))), ports }
+    Worker {
+        processor,
+        settings: config.jobs,
+        trash: config.trash,
+        cpu: Arc::new(Semaphore::new(config.cpu_permits.max(1))),
+        ports,
+    }
 }
 
 impl Worker {
@@ -71,17 +88,34 @@ impl Worker {
     }
 
     /// One sweep of the reaper: jobs whose lease lapsed are re-queued or failed, lost messages
-    /// re-sent, parents whose children ended finished.
+    /// re-sent, parents whose children ended finished; then the trash: up to
+    /// [`TRASH_SWEEP_LIMIT`] media past their grace period are deleted (tombstones left) and
+    /// their purge queued ([`phoenix_domain::media::sweep_trash`]; more wait for the next sweep).
+    /// A trash sweep that cannot list is logged and leaves the jobs' report as it is.
     pub async fn reap(&self) -> Result<ReapReport, JobError> {
         let p = &self.ports;
-        phoenix_domain::jobs::reap(
+        let now = time::OffsetDateTime::now_utc();
+        let mut report = phoenix_domain::jobs::reap(
             p.metadata.as_ref(),
             p.queue.as_ref(),
             p.events.as_ref(),
             p.lanes.as_ref(),
             &self.settings,
-            time::OffsetDateTime::now_utc(),
+            now,
         )
-        .await
+        .await?;
+        let sweep = phoenix_domain::media::sweep_trash(
+            p.metadata.as_ref(),
+            p.queue.as_ref(),
+            now,
+            TRASH_SWEEP_LIMIT,
+            self.trash.purge_delay,
+        )
+        .await;
+        match sweep {
+            Ok(sweep) => report.trash_purged = sweep.purged,
+            Err(e) => tracing::warn!(error = %e, "trash sweep failed"),
+        }
+        Ok(report)
     }
 }

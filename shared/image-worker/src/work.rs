@@ -97,6 +97,9 @@ impl Worker {
 
     async fn media(&self, job: &Job, media: MediaId) -> Result<MediaRecord, WorkError> {
         match self.ports.metadata.get_media(&job.model_id, &media).await {
+            Ok(record) if record.is_trashed() => {
+                Err(WorkError::permanent("media_gone", format!("media {media} is in the trash")))
+            }
             Ok(record) => Ok(record),
             Err(StoreError::NotFound) => {
                 Err(WorkError::permanent("media_gone", format!("media {media} no longer exists")))

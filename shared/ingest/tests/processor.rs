@@ -26,6 +26,7 @@ struct Flaky {
     failures: AtomicU32,
     edit_before_outcome: std::sync::atomic::AtomicBool,
     delete_before_outcome: std::sync::atomic::AtomicBool,
+    trash_before_outcome: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait]
@@ -47,6 +48,12 @@ impl MediaStore for Flaky {
             let current = self.inner.get_media(&r.model_id, &r.media_id).await?;
             self.inner.delete_media(&current).await?;
         }
+        if r.status == MediaStatus::PendingReview && self.trash_before_outcome.swap(false, Ordering::SeqCst) {
+            let mut current = self.inner.get_media(&r.model_id, &r.media_id).await?;
+            let grace = std::time::Duration::from_secs(3600);
+            current.move_to_trash("someone", time::OffsetDateTime::now_utc(), grace).unwrap();
+            self.inner.update_media(&current).await?;
+        }
         if r.status == MediaStatus::PendingReview && self.edit_before_outcome.swap(false, Ordering::SeqCst) {
             let mut edited = self.inner.get_media(&r.model_id, &r.media_id).await?;
             edited.metadata.caption = Some("edited while processing".into());
@@ -58,6 +65,9 @@ impl MediaStore for Flaky {
     }
     async fn list_media(&self, m: &ModelId, q: &MediaQuery) -> StoreResult<Page<MediaRecord>> {
         self.inner.list_media(m, q).await
+    }
+    async fn list_trash_due(&self, now: time::OffsetDateTime, limit: usize) -> StoreResult<Vec<MediaRecord>> {
+        self.inner.list_trash_due(now, limit).await
     }
 }
 
@@ -107,6 +117,7 @@ fn fixture() -> Fixture {
         failures: AtomicU32::new(0),
         edit_before_outcome: Default::default(),
         delete_before_outcome: Default::default(),
+        trash_before_outcome: Default::default(),
     });
     let processor = phoenix_ingest::build(Config::default(), objects.clone(), metadata.clone());
     Fixture { _dir: dir, objects, metadata, processor }
@@ -428,4 +439,24 @@ async fn a_media_deleted_while_processing_leaves_nothing_behind() {
     let (_, prints) = f.metadata.get_media_with_fingerprints(&model, &other.1).await.unwrap();
     assert!(prints.iter().all(|p| p.media_id != tombstone.media_id), "the deleted media's fingerprint is gone");
     assert_eq!(prints.len(), 1);
+}
+
+#[tokio::test]
+async fn a_media_moved_to_the_trash_while_processing_stays_there_and_is_not_processed_again() {
+    let f = fixture();
+    let (model, media, body) = uploaded(&f, "m-trash", photo("photos/rgb16.png")).await;
+    f.metadata.trash_before_outcome.store(true, Ordering::SeqCst);
+    let outcomes = f.processor.handle_message(&body).await.unwrap();
+    assert!(matches!(&outcomes[0], Outcome::Ignored(_)), "{outcomes:?}");
+    let record = f.metadata.get_media(&model, &media).await.unwrap();
+    assert_eq!(record.status, MediaStatus::Deleted, "not resurrected by the processor's outcome");
+    assert!(record.derivatives.is_empty());
+    let left = f.objects.list(&keys::derived_prefix(&model, &media), None, 100).await.unwrap();
+    assert!(left.keys.is_empty(), "derivatives left behind: {:?}", left.keys);
+
+    // A redelivery finds it in the trash: nothing processed, the original kept for a restore.
+    let outcomes = f.processor.handle_message(&body).await.unwrap();
+    assert!(matches!(&outcomes[0], Outcome::Ignored(why) if why.contains("trash")), "{outcomes:?}");
+    assert!(f.objects.head(&record.original_key).await.is_ok(), "the original stays until the purge");
+    assert_eq!(f.metadata.get_media(&model, &media).await.unwrap(), record);
 }

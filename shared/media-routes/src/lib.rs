@@ -1,5 +1,5 @@
 //! The media library's HTTP routes: uploads, reads (one, a page, a batch), edits, moderation,
-//! deletion and image versions. Handlers parse, authorize, call the domain's use cases and
+//! deletion (the trash) and restore, and image versions. Handlers parse, authorize, call the domain's use cases and
 //! render; everything HTTP-generic comes from `phoenix-http`.
 
 mod read;
@@ -30,6 +30,7 @@ pub fn routes(config: Config, ports: MediaPorts, auth: AuthMode) -> Router {
             get(read::get_media).patch(write::patch_media).delete(write::delete_media),
         )
         .route("/v1/models/{model_id}/media/{media_id}/review", post(write::review_media))
+        .route("/v1/models/{model_id}/media/{media_id}/restore", post(write::restore_media))
         .route("/v1/models/{model_id}/media/{media_id}/versions", get(versions::list_versions))
         .route("/v1/models/{model_id}/media/{media_id}/versions/{version}/restore", post(versions::restore_version))
         .route("/v1/media/batch-get", post(read::batch_get))
@@ -48,6 +49,7 @@ pub fn routes(config: Config, ports: MediaPorts, auth: AuthMode) -> Router {
         write::patch_media,
         write::review_media,
         write::delete_media,
+        write::restore_media,
         versions::list_versions,
         versions::restore_version
     ),

@@ -51,6 +51,8 @@ pub async fn get_media(
         .get_media_with_fingerprints(&model, &media)
         .await
         .map_err(phoenix_domain::MediaError::reading(media))?;
+    // A media in the trash is gone for readers: the trash's listing is where it shows.
+    let record = phoenix_domain::media::unless_trashed(record)?;
     let duplicates = likely_duplicates(&record, &fingerprints);
     let view = render(&state, &caller, &record).await?.with_detail(&record, duplicates);
     Ok(Tagged::new(&view, record.version)?.respond_to(&headers))
@@ -60,8 +62,8 @@ pub async fn get_media(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Only media in this status.
-    #[param(pattern = "^(uploading|processing|pending_review|approved|rejected)$")]
+    /// Only media in this status; `deleted` lists the trash (alone, or with a creation range).
+    #[param(pattern = "^(uploading|processing|pending_review|approved|rejected|deleted)$")]
     pub status: Option<String>,
     /// Only media of this category.
     #[param(pattern = "^[A-Za-z0-9_-]{1,40}$")]
@@ -138,7 +140,9 @@ fn label<T>(
 }
 
 /// A model's media, newest first, a page at a time. Filters combine; with more than one, a page
-/// may hold fewer than `limit` items and still have a `next_cursor`.
+/// may hold fewer than `limit` items and still have a `next_cursor`. Media in the trash are in
+/// no listing but `status=deleted` (the trash, with `deleted_at` and `purge_after`), which
+/// takes no category, tag or gallery.
 #[utoipa::path(
     get,
     path = "/v1/models/{model_id}/media",
@@ -181,6 +185,7 @@ pub async fn list_media(
         limit,
         cursor: params.cursor,
     };
+    query.check()?;
     let fields = params.fields.as_deref().map(list_fields).transpose()?;
     let page = state.ports.metadata.list_media(&model, &query).await?;
     let mut items = Vec::with_capacity(page.items.len());
@@ -233,7 +238,10 @@ pub async fn batch_get(
             continue;
         }
         match found.iter().find(|r| &r.model_id == model && &r.media_id == media) {
-            Some(record) if caller.authorize(model).is_ok() => items.push(render(&state, &caller, record).await?),
+            // A media in the trash is missing, exactly like one that does not exist.
+            Some(record) if caller.authorize(model).is_ok() && !record.is_trashed() => {
+                items.push(render(&state, &caller, record).await?)
+            }
             _ => missing.push(MediaKeyView { model_id: model.to_string(), media_id: media.to_string() }),
         }
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRef;
-use phoenix_domain::config::{ConfigError, env_or};
+use phoenix_domain::config::{ConfigError, TrashSettings, env_or};
 use phoenix_domain::{Limits, MetadataStore, ObjectKey, ObjectStore, Presigner, Queue};
 use phoenix_http::{ApiError, AuthMode};
 
@@ -33,17 +33,15 @@ impl DerivativeLinks {
 pub struct Config {
     pub limits: Limits,
     pub links: DerivativeLinks,
-    /// How long a purge waits before it runs: longer than a request can take, so a delete that
-    /// fails after the purge was queued is seen by the purge as not having happened.
-    pub purge_delay: Duration,
+    /// The trash: a delete stamps `purge_after` = now + its grace period.
+    pub trash: TrashSettings,
 }
 
 impl Config {
-    pub const DEFAULT_PURGE_DELAY: Duration = Duration::from_secs(60);
     pub const DEFAULT_LINK_TTL: Duration = Duration::from_secs(3600);
 
     /// From the limits' variables, `PHOENIX_DERIVATIVE_URL_TTL_SECS` (presigned derivative
-    /// links, default 3600) and `PHOENIX_PURGE_DELAY_SECS` (default 60).
+    /// links, default 3600) and the trash's ([`TrashSettings::from_env`]).
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             limits: Limits::from_env()?,
@@ -51,7 +49,7 @@ impl Config {
                 "PHOENIX_DERIVATIVE_URL_TTL_SECS",
                 Self::DEFAULT_LINK_TTL.as_secs(),
             )?)),
-            purge_delay: Duration::from_secs(env_or("PHOENIX_PURGE_DELAY_SECS", Self::DEFAULT_PURGE_DELAY.as_secs())?),
+            trash: TrashSettings::from_env()?,
         })
     }
 }
@@ -61,7 +59,7 @@ impl Default for Config {
         Self {
             limits: Limits::default(),
             links: DerivativeLinks::Presigned(Self::DEFAULT_LINK_TTL),
-            purge_delay: Self::DEFAULT_PURGE_DELAY,
+            trash: TrashSettings::default(),
         }
     }
 }

@@ -10,6 +10,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use bytes::Bytes;
+use phoenix_domain::batches::{Batch, BatchChunk, BatchItem, BatchStatus, ItemOutcome};
 use phoenix_domain::jobs::{Job, JobStatus};
 use phoenix_domain::media::{NewVersion, VersionOrigin};
 use phoenix_domain::ports::{
@@ -17,7 +18,7 @@ use phoenix_domain::ports::{
     MediaStore, ObjectInfo, ObjectStore, Page, PresignedRequest, Presigner, PutOptions, Queue, QueueName, QueueStats,
     ReceivedMessage, StoreError, StoreResult, TombstoneStore,
 };
-use phoenix_domain::{JobId, MediaId, MediaRecord, MediaStatus, ModelId, ObjectKey};
+use phoenix_domain::{BatchId, JobId, MediaId, MediaRecord, MediaStatus, ModelId, ObjectKey};
 use phoenix_http::{AuthMode, DevClaims};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -55,6 +56,9 @@ impl MediaStore for Store {
         }
     }
     async fn list_media(&self, _: &ModelId, _: &MediaQuery) -> StoreResult<Page<MediaRecord>> {
+        unreachable!()
+    }
+    async fn list_trash_due(&self, _: time::OffsetDateTime, _: usize) -> StoreResult<Vec<MediaRecord>> {
         unreachable!()
     }
 }
@@ -120,6 +124,53 @@ impl IdempotencyStore for Store {
         unreachable!()
     }
     async fn update_idempotency(&self, _: &IdempotencyRecord) -> StoreResult<()> {
+        unreachable!()
+    }
+}
+
+/// The versions routes never touch batches.
+#[async_trait]
+impl phoenix_domain::ports::BatchStore for Store {
+    async fn create_batch(&self, _: &Batch, _: &[BatchChunk]) -> StoreResult<()> {
+        unreachable!()
+    }
+    async fn get_batch(&self, _: &BatchId) -> StoreResult<Batch> {
+        unreachable!()
+    }
+    async fn update_batch(&self, _: &Batch) -> StoreResult<()> {
+        unreachable!()
+    }
+    async fn get_chunk(&self, _: &BatchId, _: u32) -> StoreResult<BatchChunk> {
+        unreachable!()
+    }
+    async fn put_chunk_counts(&self, _: &BatchChunk) -> StoreResult<()> {
+        unreachable!()
+    }
+    async fn list_chunks(&self, _: &BatchId) -> StoreResult<Vec<BatchChunk>> {
+        unreachable!()
+    }
+    async fn get_items(&self, _: &BatchId, _: u32, _: u32) -> StoreResult<Vec<BatchItem>> {
+        unreachable!()
+    }
+    async fn get_item(&self, _: &BatchId, _: u32) -> StoreResult<BatchItem> {
+        unreachable!()
+    }
+    async fn write_items(&self, _: &[phoenix_domain::ports::ItemWrite]) -> Vec<StoreResult<()>> {
+        unreachable!()
+    }
+    async fn list_items(
+        &self,
+        _: &BatchId,
+        _: Option<ItemOutcome>,
+        _: usize,
+        _: Option<String>,
+    ) -> StoreResult<Page<BatchItem>> {
+        unreachable!()
+    }
+    async fn list_batches(&self, _: &phoenix_domain::ports::BatchQuery) -> StoreResult<Page<Batch>> {
+        unreachable!()
+    }
+    async fn count_batches(&self, _: Option<&ModelId>, _: BatchStatus) -> StoreResult<u64> {
         unreachable!()
     }
 }

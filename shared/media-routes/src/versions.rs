@@ -70,7 +70,7 @@ pub async fn list_versions(
     ApiPath(path): ApiPath<MediaPath>,
 ) -> Result<Response, ApiError> {
     let (model, media) = path.authorized(&caller)?;
-    let record = state.ports.metadata.get_media(&model, &media).await.map_err(MediaError::reading(media))?;
+    let record = media::read_live(state.ports.metadata.as_ref(), &model, &media).await?;
     let mut items = Vec::new();
     for version in record.versions() {
         let mut urls = Vec::with_capacity(version.derivatives.len());

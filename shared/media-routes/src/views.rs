@@ -240,7 +240,8 @@ pub struct DuplicateView {
 pub struct MediaView {
     pub media_id: String,
     pub model_id: String,
-    /// `uploading`, `processing`, `pending_review`, `approved` or `rejected`.
+    /// `uploading`, `processing`, `pending_review`, `approved` or `rejected`; `deleted` only in the
+    /// trash's listing (`?status=deleted`).
     #[schema(example = "pending_review")]
     pub status: String,
     pub filename: String,
@@ -259,6 +260,14 @@ pub struct MediaView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "2026-11-24T09:30:00Z")]
     pub upload_expires_at: Option<String>,
+    /// In the trash: when it was deleted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "2026-11-24T09:30:00Z")]
+    pub deleted_at: Option<String>,
+    /// In the trash: restorable (`POST …/restore`) until this instant, purged after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "2026-12-01T09:30:00Z")]
+    pub purge_after: Option<String>,
     pub derivatives: Vec<DerivativeView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<SourceView>,
@@ -338,6 +347,8 @@ impl MediaView {
                 .upload_expires_at
                 .filter(|_| record.status == phoenix_domain::MediaStatus::Uploading)
                 .map(rfc3339),
+            deleted_at: record.trashed.as_ref().filter(|_| record.is_trashed()).map(|t| rfc3339(t.deleted_at)),
+            purge_after: record.purge_after().map(rfc3339),
             derivatives,
             source,
             placeholder,

@@ -153,17 +153,18 @@ pub async fn review_media(
     Ok(Tagged::new(&view, record.version)?.with_status(StatusCode::OK))
 }
 
-/// Deletes a media: it is gone at once (404 afterwards, out of every listing and gallery); its
-/// original and derivatives are removed in the background, with retries.
+/// Moves a media to the trash: it is gone at once for readers (404 afterwards, out of every
+/// listing, gallery and batch get) and restorable with `POST …/restore` for the grace period
+/// (`PHOENIX_TRASH_GRACE_SECS`); after it, its record and every object it owns are purged.
 #[utoipa::path(
     delete,
     path = "/v1/models/{model_id}/media/{media_id}",
     tag = "media",
     params(MediaPath, ("If-Match" = Option<String>, Header, description = "Optional: delete only if still this ETag's version")),
     responses(
-        (status = 204, description = "Deleted"),
+        (status = 204, description = "In the trash"),
         (status = 400, description = "Malformed id or If-Match", body = ErrorBody),
-        (status = 404, description = "No such media", body = ErrorBody),
+        (status = 404, description = "No such media (or it is in the trash already)", body = ErrorBody),
         (status = 409, description = "Stale version", body = ErrorBody),
         AuthenticatedErrors, ModelScopedErrors,
     ),
@@ -177,8 +178,57 @@ pub async fn delete_media(
 ) -> Result<StatusCode, ApiError> {
     let (model, media) = path.authorized(&caller)?;
     let expected = if_match_version(&headers)?;
-    let ports = &state.ports;
-    media::delete(ports.metadata.as_ref(), ports.queue.as_ref(), &model, &media, expected, state.config.purge_delay)
-        .await?;
+    let now = OffsetDateTime::now_utc();
+    media::delete(
+        state.ports.metadata.as_ref(),
+        &model,
+        &media,
+        expected,
+        &caller.subject,
+        now,
+        state.config.trash.grace,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// What a restore answers.
+#[derive(IntoResponses)]
+#[allow(dead_code, clippy::large_enum_variant)] // documentation only: the handler answers through `Tagged` and `ApiError`
+enum MediaRestored {
+    /// The media as it was before the delete (a new version); its `ETag` names that version
+    #[response(status = 200, headers(("ETag" = String)))]
+    Restored(MediaView),
+    /// Not in the trash: never deleted, or already purged
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+}
+
+/// Brings a media back from the trash within its grace period: the status it had, its metadata,
+/// galleries and derivatives, as before the delete (a new version, a history line `restored`).
+#[utoipa::path(
+    post,
+    path = "/v1/models/{model_id}/media/{media_id}/restore",
+    tag = "media",
+    params(MediaPath, ("If-Match" = Option<String>, Header, description = "Optional: restore only if the trashed media is still at this version")),
+    responses(
+        MediaRestored,
+        (status = 400, description = "Malformed id or If-Match", body = ErrorBody),
+        (status = 409, description = "The grace period has passed and the media is being purged (`invalid_state`), or a stale If-Match (`version_conflict`)", body = ErrorBody),
+        AuthenticatedErrors, ModelScopedErrors,
+    ),
+    security(("bearer" = []))
+)]
+pub async fn restore_media(
+    State(state): State<MediaState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiPath(path): ApiPath<MediaPath>,
+) -> Result<Response, ApiError> {
+    let (model, media) = path.authorized(&caller)?;
+    let expected = if_match_version(&headers)?;
+    let now = OffsetDateTime::now_utc();
+    let record = media::restore(state.ports.metadata.as_ref(), &model, &media, expected, &caller.subject, now).await?;
+    let view = render(&state, &caller, &record).await?;
+    Ok(Tagged::new(&view, record.version)?.with_status(StatusCode::OK))
 }

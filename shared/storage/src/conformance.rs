@@ -126,6 +126,7 @@ pub fn sample_record(model: &ModelId, media: &MediaId, status: MediaStatus) -> M
         watermark: None,
         version_origin: None,
         earlier_versions: Vec::new(),
+        trashed: None,
     }
 }
 
@@ -263,6 +264,7 @@ pub async fn metadata_store_suite(store: &dyn MetadataStore) {
     media_store_suite(store).await;
     fingerprint_store_suite(store, store).await;
     tombstone_store_suite(store, store, store).await;
+    trash_suite(store, store).await;
     job_store_suite(store).await;
     idempotency_store_suite(store).await;
 }
@@ -618,6 +620,111 @@ async fn batch_gets(store: &dyn MediaStore) {
     assert_eq!(found, wanted, "batch_get_media returns exactly the live records asked for");
     let many: Vec<(ModelId, MediaId)> = (0..MAX_BATCH_GET).map(|_| (model.clone(), MediaId::new())).collect();
     assert!(store.batch_get_media(&many).await.expect("a batch of 100").is_empty());
+}
+
+/// The trash: a trashed record (status `deleted`) is read as it is, listed by the trash's
+/// listing only (not by the model's, nor by tag, gallery or category, which it leaves), found by
+/// [`MediaStore::list_trash_due`] across models once its `purge_after` has passed (earliest
+/// first), and back everywhere when restored. `tombstones` cleans up (a swept record leaves the
+/// trash).
+pub async fn trash_suite(store: &dyn MediaStore, tombstones: &dyn TombstoneStore) {
+    let model = ModelId::parse(&format!("conf-trash-{}", run_id())).expect("valid model id");
+    let other = ModelId::parse(&format!("conf-trash-other-{}", run_id())).expect("valid model id");
+    let now = OffsetDateTime::now_utc();
+    let base = now - Duration::from_secs(600);
+    let mut records = Vec::new();
+    for i in 0..4u64 {
+        let at = base + Duration::from_secs(i * 10);
+        let owner = if i == 3 { &other } else { &model };
+        let mut record = sample_record(owner, &media_id_at(at), MediaStatus::Approved);
+        record.created_at = at;
+        record.metadata.tags = vec![tag("beach")];
+        record.galleries = vec![GalleryLink { gallery_id: gallery("g1"), published: true }];
+        store.create_media(&record).await.expect("create");
+        records.push(record);
+    }
+    // 0: due first, 1: not due (a day of grace left), 2: kept, 3 (another model): due second.
+    let trash = |record: &mut MediaRecord, deleted_ago: u64, grace: u64| {
+        record
+            .move_to_trash("conformance", now - Duration::from_secs(deleted_ago), Duration::from_secs(grace))
+            .expect("move to the trash");
+    };
+    trash(&mut records[0], 120, 60);
+    trash(&mut records[1], 60, 86_400);
+    trash(&mut records[3], 30, 10);
+    for i in [0, 1, 3] {
+        store.update_media(&records[i]).await.expect("update into the trash");
+    }
+
+    let got = store.get_media(&model, &records[0].media_id).await.expect("get a trashed record");
+    assert_eq!(got, records[0], "a trashed record reads as stored, status deleted with its trash");
+    let keys: Vec<(ModelId, MediaId)> = records.iter().map(|r| (r.model_id.clone(), r.media_id)).collect();
+    assert_eq!(store.batch_get_media(&keys).await.expect("batch get").len(), 4, "batch get returns the trash too");
+
+    let kept = vec![records[2].media_id];
+    assert_eq!(ids(&list_all(store, &model, None, 1).await), kept, "the model's listing leaves out the trash");
+    for query in [
+        MediaQuery { tag: Some(tag("beach")), ..MediaQuery::new(10) },
+        MediaQuery { gallery: Some(gallery("g1")), ..MediaQuery::new(10) },
+        MediaQuery { category: Some(Category::parse("editorial").expect("category")), ..MediaQuery::new(10) },
+        MediaQuery { status: Some(MediaStatus::Approved), ..MediaQuery::new(10) },
+    ] {
+        assert_eq!(ids(&list_query(store, &model, &query).await), kept, "{query:?} leaves out the trash");
+    }
+    let in_trash = ids(&list_all(store, &model, Some(MediaStatus::Deleted), 1).await);
+    assert_eq!(in_trash, vec![records[1].media_id, records[0].media_id], "the trash's listing, newest first");
+    for query in [
+        MediaQuery { status: Some(MediaStatus::Deleted), tag: Some(tag("beach")), ..MediaQuery::new(10) },
+        MediaQuery {
+            status: Some(MediaStatus::Deleted),
+            category: Some(Category::parse("editorial").expect("category")),
+            ..MediaQuery::new(10)
+        },
+    ] {
+        match store.list_media(&model, &query).await {
+            Err(StoreError::Invalid(_)) => {}
+            other => panic!("the trash by tag or category must be Invalid, got {other:?}"),
+        }
+    }
+
+    // Due: across models, earliest purge_after first, only those whose time has come.
+    let due = |records: Vec<MediaRecord>| -> Vec<MediaId> { records.iter().map(|r| r.media_id).collect() };
+    let found = store.list_trash_due(now, 100).await.expect("list_trash_due");
+    assert_eq!(due(found.clone()), vec![records[0].media_id, records[3].media_id], "due, earliest first");
+    assert_eq!(found[0], records[0], "list_trash_due returns whole records");
+    assert_eq!(due(store.list_trash_due(now, 1).await.expect("limit 1")), vec![records[0].media_id]);
+    let before_any = now - Duration::from_secs(3600);
+    assert!(store.list_trash_due(before_any, 10).await.expect("nothing due yet").is_empty());
+    for limit in [0, PAGE_SIZE.end() + 1] {
+        match store.list_trash_due(now, limit).await {
+            Err(StoreError::Invalid(_)) => {}
+            other => panic!("list_trash_due with limit {limit} must be Invalid, got {other:?}"),
+        }
+    }
+
+    // Restored: back in every listing, out of the trash.
+    let mut restored = records[1].clone();
+    restored.restore_from_trash("conformance", now).expect("restore");
+    store.update_media(&restored).await.expect("update out of the trash");
+    let later = now + Duration::from_secs(2 * 86_400);
+    let found = due(store.list_trash_due(later, 100).await.expect("list_trash_due later"));
+    assert_eq!(found, vec![records[0].media_id, records[3].media_id], "a restored record leaves the trash");
+    let back = vec![records[2].media_id, restored.media_id];
+    for query in [
+        MediaQuery::new(10),
+        MediaQuery { tag: Some(tag("beach")), ..MediaQuery::new(10) },
+        MediaQuery { gallery: Some(gallery("g1")), ..MediaQuery::new(10) },
+        MediaQuery { category: Some(Category::parse("editorial").expect("category")), ..MediaQuery::new(10) },
+    ] {
+        assert_eq!(ids(&list_query(store, &model, &query).await), back, "{query:?} lists the restored record");
+    }
+
+    // Swept: deleted with a tombstone, out of the trash.
+    for i in [0, 3] {
+        tombstones.delete_media(&records[i]).await.expect("delete a trashed record");
+    }
+    assert!(store.list_trash_due(later, 100).await.expect("list_trash_due after").is_empty());
+    assert!(list_all(store, &model, Some(MediaStatus::Deleted), 10).await.is_empty());
 }
 
 /// The limits of [`bounds`](phoenix_domain::ports::bounds): every adapter refuses them alike,
@@ -1624,5 +1731,541 @@ pub async fn event_bus_suite(bus: &dyn EventBus, listeners: &dyn DeliveredEvents
             "the event's time arrives: {time} vs {}",
             event.time
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batches
+// ---------------------------------------------------------------------------------------------
+
+use phoenix_domain::BatchId;
+use phoenix_domain::batches::{
+    BATCH_RETENTION, Batch, BatchChunk, BatchItem, BatchOperation, BatchStatus, CHUNK_SIZE, ItemOutcome, OutcomeCounts,
+    UndoValues,
+};
+use phoenix_domain::ports::{BatchQuery, BatchStore, ItemWrite};
+
+/// One of each batch operation, for round trips: `BatchOperation` is internally tagged by `op`
+/// and refuses unknown fields, which every store must keep.
+pub fn sample_batch_operations() -> Vec<BatchOperation> {
+    vec![
+        BatchOperation::Approve { note: Some("all good".to_owned()) },
+        BatchOperation::Reject {
+            violations: vec![Violation { code: "rights".to_owned(), severity: Severity::High, note: None }],
+            note: None,
+        },
+        BatchOperation::Categorize { category: Some(Category::parse("runway").expect("valid category")) },
+        BatchOperation::Categorize { category: None },
+        BatchOperation::Tag { add: vec![tag("summer")], remove: vec![tag("winter"), tag("spring")] },
+        BatchOperation::AddToGallery { gallery_id: gallery("G-1") },
+        BatchOperation::RemoveFromGallery { gallery_id: gallery("G-2") },
+        BatchOperation::SetUsageRights { expires_at: Some(time::macros::datetime!(2031-02-03 04:05:06.789 UTC)) },
+        BatchOperation::SetUsageRights { expires_at: None },
+        BatchOperation::Delete,
+        BatchOperation::Restore,
+        BatchOperation::Rollback { of: BatchId::new() },
+    ]
+}
+
+/// A plausible batch of 150 items (two chunks) in `status`, live for the retention period.
+pub fn sample_batch(model: &ModelId, status: BatchStatus) -> Batch {
+    let now = OffsetDateTime::now_utc();
+    Batch {
+        batch_id: BatchId::new(),
+        model_id: model.clone(),
+        operation: BatchOperation::Tag { add: vec![tag("batch-added")], remove: Vec::new() },
+        status,
+        dry_run: false,
+        total: 150,
+        chunks: 2,
+        chunks_done: 0,
+        counts: OutcomeCounts::default(),
+        submitted_by: "user-1".to_owned(),
+        submitted_as_admin: false,
+        rollback_of: None,
+        rolled_back_by: None,
+        queued_at: now,
+        started_at: status.is_active().then_some(now),
+        finished_at: None,
+        updated_at: now,
+        version: 1,
+        expires_at: now + BATCH_RETENTION,
+    }
+}
+
+/// The chunks of a batch of `total` fresh media ids (with origin places, as a rollback's).
+pub fn sample_chunks(batch: &Batch, total: usize) -> Vec<BatchChunk> {
+    let ids: Vec<MediaId> = (0..total).map(|_| MediaId::new()).collect();
+    ids.chunks(CHUNK_SIZE)
+        .enumerate()
+        .map(|(n, part)| BatchChunk {
+            batch_id: batch.batch_id,
+            chunk: n as u32,
+            media_ids: part.to_vec(),
+            origin_seqs: (0..part.len() as u32).map(|i| 1000 + n as u32 * 100 + i).collect(),
+            counts: None,
+        })
+        .collect()
+}
+
+/// Item `seq`'s outcome; an applied one with its undo values and written version.
+pub fn sample_outcome(batch: &Batch, seq: u32, outcome: ItemOutcome) -> BatchItem {
+    let applied = outcome == ItemOutcome::Applied;
+    BatchItem {
+        batch_id: batch.batch_id,
+        seq,
+        model_id: batch.model_id.clone(),
+        media_id: MediaId::new(),
+        outcome,
+        message: (!applied).then(|| format!("skipped «{seq}»")),
+        before: applied.then(|| UndoValues {
+            status: MediaStatus::PendingReview,
+            review: None,
+            category: Some(Category::parse("editorial").expect("valid category")),
+            tags: vec![tag("before")],
+            usage_rights_expires_at: Some(time::macros::datetime!(2030-01-01 00:00 UTC)),
+            trashed: None,
+        }),
+        written_version: applied.then_some(2),
+        predicted: seq % 7 == 3,
+        at: OffsetDateTime::now_utc(),
+    }
+}
+
+/// Every page of a batch's items (optionally of one outcome), checking each page's size.
+async fn list_all_items(
+    store: &dyn BatchStore,
+    id: &BatchId,
+    outcome: Option<ItemOutcome>,
+    limit: usize,
+) -> Vec<BatchItem> {
+    let mut all = Vec::new();
+    let mut cursor = None;
+    for page_number in 0..500 {
+        let page = store.list_items(id, outcome, limit, cursor.take()).await.expect("list_items");
+        assert!(page.items.len() <= limit, "page {page_number} has {} items, over the limit {limit}", page.items.len());
+        all.extend(page.items);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return all,
+        }
+    }
+    panic!("list_items did not end after 500 pages");
+}
+
+/// Every page of `query` (its `cursor` is ignored), checking each page's size.
+async fn list_all_batches(store: &dyn BatchStore, query: &BatchQuery) -> Vec<Batch> {
+    let mut all = Vec::new();
+    let mut cursor = None;
+    for page_number in 0..500 {
+        let page =
+            store.list_batches(&BatchQuery { cursor: cursor.take(), ..query.clone() }).await.expect("list_batches");
+        assert!(page.items.len() <= query.limit, "page {page_number} has {} batches", page.items.len());
+        all.extend(page.items);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return all,
+        }
+    }
+    panic!("list_batches did not end after 500 pages");
+}
+
+fn seqs(items: &[BatchItem]) -> Vec<u32> {
+    items.iter().map(|i| i.seq).collect()
+}
+
+/// Batches: create (with their chunks), read, versioned updates, chunk counts, item writes that
+/// commit a record's change and its outcome together or not at all, item listings and ranges,
+/// batch listings (a model's, every model's) newest first, counts, and expiry. `media` makes
+/// and observes the records the items change. Counts across models are compared before and
+/// after, so other suites may share the store.
+pub async fn batch_store_suite(store: &dyn BatchStore, media: &dyn MediaStore) {
+    let mut before = BTreeMap::new();
+    for status in BatchStatus::ALL {
+        before.insert(status, store.count_batches(None, status).await.expect("count_batches"));
+    }
+    let model = ModelId::parse(&format!("conf-batches-{}", run_id())).expect("valid model id");
+    let other_model = ModelId::parse(&format!("conf-batches-other-{}", run_id())).expect("valid model id");
+    // What the store must hold, as the listings and counts below expect it.
+    let mut live: BTreeMap<BatchId, Batch> = BTreeMap::new();
+
+    // Create and read back, every operation.
+    for operation in sample_batch_operations() {
+        let mut batch = sample_batch(&model, BatchStatus::Queued);
+        batch.operation = operation;
+        store.create_batch(&batch, &sample_chunks(&batch, 3)).await.expect("create_batch");
+        assert_eq!(store.get_batch(&batch.batch_id).await.expect("get_batch"), batch, "the batch as created");
+        live.insert(batch.batch_id, batch);
+    }
+    let first = live.values().next().cloned().expect("a batch");
+    let first_chunks = store.list_chunks(&first.batch_id).await.expect("list_chunks");
+    let mut again = first.clone();
+    again.status = BatchStatus::Running;
+    match store.create_batch(&again, &sample_chunks(&again, 5)).await {
+        Err(StoreError::AlreadyExists) => {}
+        other => panic!("creating a batch id twice must be AlreadyExists, got {other:?}"),
+    }
+    assert_eq!(store.get_batch(&first.batch_id).await.expect("get_batch"), first, "a refused create changes nothing");
+    assert_eq!(store.list_chunks(&first.batch_id).await.expect("list_chunks"), first_chunks, "nor its chunks");
+    assert!(matches!(store.get_batch(&BatchId::new()).await, Err(StoreError::NotFound)), "a missing batch");
+
+    // Chunks: the snapshot round trips; counts are recorded (idempotently) and change nothing else.
+    let batch = sample_batch(&model, BatchStatus::Running);
+    let chunks = sample_chunks(&batch, 150);
+    store.create_batch(&batch, &chunks).await.expect("create_batch with chunks");
+    live.insert(batch.batch_id, batch.clone());
+    assert_eq!(store.get_chunk(&batch.batch_id, 1).await.expect("get_chunk"), chunks[1], "chunk 1 as created");
+    assert_eq!(store.list_chunks(&batch.batch_id).await.expect("list_chunks"), chunks, "every chunk, in order");
+    assert!(matches!(store.get_chunk(&batch.batch_id, 2).await, Err(StoreError::NotFound)), "no chunk 2");
+    let mut counted = chunks[0].clone();
+    counted.counts = Some(OutcomeCounts { applied: 97, skipped_conflict: 1, failed: 2, ..OutcomeCounts::default() });
+    for _ in 0..2 {
+        store.put_chunk_counts(&counted).await.expect("put_chunk_counts");
+    }
+    let mut altered = counted.clone();
+    altered.media_ids.truncate(3);
+    store.put_chunk_counts(&altered).await.expect("put_chunk_counts with another snapshot");
+    assert_eq!(store.get_chunk(&batch.batch_id, 0).await.expect("get_chunk"), counted, "only the counts change");
+    assert_eq!(
+        store.list_chunks(&batch.batch_id).await.expect("list_chunks"),
+        vec![counted.clone(), chunks[1].clone()],
+        "the listing shows the counts"
+    );
+    for (what, mut missing) in [("chunk", counted.clone()), ("batch", counted.clone())] {
+        if what == "chunk" {
+            missing.chunk = 7;
+        } else {
+            missing.batch_id = BatchId::new();
+        }
+        match store.put_chunk_counts(&missing).await {
+            Err(StoreError::NotFound) => {}
+            other => panic!("counts of a missing {what} must be NotFound, got {other:?}"),
+        }
+    }
+    assert!(matches!(store.get_chunk(&batch.batch_id, 7).await, Err(StoreError::NotFound)), "none was created");
+
+    // Versioned updates; a status change moves the batch between listings and counts.
+    let mut updated = batch.clone();
+    updated.version = 2;
+    updated.status = BatchStatus::CompletedWithErrors;
+    updated.chunks_done = 1;
+    updated.counts = counted.counts.expect("counts");
+    updated.finished_at = Some(OffsetDateTime::now_utc());
+    store.update_batch(&updated).await.expect("update_batch with the next version");
+    assert_eq!(store.get_batch(&batch.batch_id).await.expect("get_batch"), updated, "get_batch returns the update");
+    live.insert(updated.batch_id, updated.clone());
+    for (what, version) in [("a stale update", 2), ("an update skipping versions", 5)] {
+        let mut bad = updated.clone();
+        bad.version = version;
+        bad.status = BatchStatus::Cancelled;
+        match store.update_batch(&bad).await {
+            Err(StoreError::VersionConflict { current: Some(2) }) => {}
+            other => panic!("{what} must be VersionConflict {{ current: Some(2) }}, got {other:?}"),
+        }
+    }
+    let mut zero = updated.clone();
+    zero.version = 0;
+    assert!(matches!(store.update_batch(&zero).await, Err(StoreError::Invalid(_))), "a version starts at 1");
+    let mut absent = sample_batch(&model, BatchStatus::Queued);
+    absent.version = 2;
+    assert!(matches!(store.update_batch(&absent).await, Err(StoreError::NotFound)), "updating a missing batch");
+    assert_eq!(store.get_batch(&batch.batch_id).await.expect("get_batch"), updated, "refusals change nothing");
+
+    item_writes(store, media, &batch).await;
+    item_listings(store, &batch).await;
+
+    // Expired: absent everywhere, and it takes no items.
+    let mut expired = sample_batch(&model, BatchStatus::Running);
+    expired.expires_at = OffsetDateTime::now_utc() - Duration::from_secs(3600);
+    store.create_batch(&expired, &sample_chunks(&expired, 10)).await.expect("create an expired batch");
+    assert!(matches!(store.get_batch(&expired.batch_id).await, Err(StoreError::NotFound)), "an expired batch");
+    assert!(matches!(store.get_chunk(&expired.batch_id, 0).await, Err(StoreError::NotFound)), "its chunks");
+    assert!(store.list_chunks(&expired.batch_id).await.expect("list_chunks").is_empty(), "no chunks listed");
+    let mut stale_expired = expired.clone();
+    stale_expired.version = 2;
+    assert!(matches!(store.update_batch(&stale_expired).await, Err(StoreError::NotFound)), "it cannot be updated");
+    let write = ItemWrite { record: None, item: sample_outcome(&expired, 0, ItemOutcome::Failed) };
+    assert!(
+        matches!(store.write_items(&[write]).await.as_slice(), [Err(StoreError::NotFound)]),
+        "an expired batch takes no items"
+    );
+    let unknown = sample_batch(&model, BatchStatus::Running);
+    let write = ItemWrite { record: None, item: sample_outcome(&unknown, 0, ItemOutcome::Failed) };
+    assert!(
+        matches!(store.write_items(&[write]).await.as_slice(), [Err(StoreError::NotFound)]),
+        "a missing batch takes no items"
+    );
+    assert!(matches!(store.get_item(&unknown.batch_id, 0).await, Err(StoreError::NotFound)), "nothing was written");
+
+    // Another model's batches, in several statuses, for the listings.
+    for status in [BatchStatus::Completed, BatchStatus::Failed, BatchStatus::Queued, BatchStatus::RolledBack] {
+        let batch = sample_batch(&other_model, status);
+        store.create_batch(&batch, &sample_chunks(&batch, 1)).await.expect("create_batch in another model");
+        live.insert(batch.batch_id, batch);
+    }
+    batch_listings(store, &[model, other_model], &live, &before).await;
+}
+
+/// `write_items`: each write's record change (with its index entries) and outcome commit together
+/// or not at all; a stale record writes neither; an outcome is written once; neighbours are
+/// unaffected.
+async fn item_writes(store: &dyn BatchStore, media: &dyn MediaStore, batch: &Batch) {
+    let model = &batch.model_id;
+    let mut records = Vec::new();
+    for with_tag in [true, false, false] {
+        let mut record = sample_record(model, &MediaId::new(), MediaStatus::Approved);
+        if with_tag {
+            record.metadata.tags = vec![tag("before")];
+            record.galleries = vec![GalleryLink { gallery_id: gallery("G-1"), published: false }];
+        }
+        media.create_media(&record).await.expect("create_media");
+        records.push(record);
+    }
+    let [tagged, plain, stale] = <[MediaRecord; 3]>::try_from(records).expect("three records");
+    let gone = sample_record(model, &MediaId::new(), MediaStatus::Approved);
+    let changed = |record: &MediaRecord, to: &str| {
+        let mut next = record.clone();
+        next.version += 1;
+        next.metadata.tags = vec![tag(to)];
+        next.galleries.clear();
+        next
+    };
+    let outcome = |seq: u32, outcome: ItemOutcome, record: &MediaRecord| BatchItem {
+        media_id: record.media_id,
+        ..sample_outcome(batch, seq, outcome)
+    };
+    let mut skipping = changed(&stale, "after");
+    skipping.version = 3;
+    let writes = vec![
+        ItemWrite { record: Some(changed(&tagged, "after")), item: outcome(0, ItemOutcome::Applied, &tagged) },
+        ItemWrite { record: Some(skipping), item: outcome(1, ItemOutcome::Applied, &stale) },
+        ItemWrite { record: None, item: outcome(2, ItemOutcome::SkippedNotAllowed, &plain) },
+        ItemWrite { record: Some(changed(&gone, "after")), item: outcome(3, ItemOutcome::Applied, &gone) },
+        ItemWrite { record: Some(changed(&plain, "after")), item: outcome(4, ItemOutcome::Applied, &plain) },
+    ];
+    let results = store.write_items(&writes).await;
+    assert_eq!(results.len(), writes.len(), "one result per write");
+    assert!(results[0].is_ok(), "a change with its outcome: {:?}", results[0]);
+    assert!(
+        matches!(results[1], Err(StoreError::VersionConflict { current: Some(1) })),
+        "a stale record is VersionConflict with the stored version, got {:?}",
+        results[1]
+    );
+    assert!(results[2].is_ok(), "an outcome alone: {:?}", results[2]);
+    assert!(matches!(results[3], Err(StoreError::NotFound)), "a missing record is NotFound, got {:?}", results[3]);
+    assert!(results[4].is_ok(), "a neighbour of refused writes: {:?}", results[4]);
+
+    let id = &batch.batch_id;
+    for (seq, write) in [(0, &writes[0]), (2, &writes[2]), (4, &writes[4])] {
+        assert_eq!(&store.get_item(id, seq).await.expect("get_item"), &write.item, "outcome {seq} as written");
+    }
+    for seq in [1, 3] {
+        assert!(
+            matches!(store.get_item(id, seq).await, Err(StoreError::NotFound)),
+            "no outcome {seq} without its record"
+        );
+    }
+    assert_eq!(media.get_media(model, &tagged.media_id).await.expect("get_media"), changed(&tagged, "after"));
+    assert_eq!(media.get_media(model, &plain.media_id).await.expect("get_media"), changed(&plain, "after"));
+    assert_eq!(
+        media.get_media(model, &stale.media_id).await.expect("get_media"),
+        stale,
+        "a refused write changes nothing"
+    );
+    assert!(matches!(media.get_media(model, &gone.media_id).await, Err(StoreError::NotFound)), "nor creates a record");
+    // The index entries moved with the record, in the same write.
+    let listed = |query: MediaQuery| async move { ids(&list_query(media, model, &query).await) };
+    let mut after = vec![tagged.media_id, plain.media_id];
+    after.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(
+        listed(MediaQuery { tag: Some(tag("after")), ..MediaQuery::new(10) }).await,
+        after,
+        "the new tag's entries"
+    );
+    assert!(
+        listed(MediaQuery { tag: Some(tag("before")), ..MediaQuery::new(10) }).await.is_empty(),
+        "the old tag's gone"
+    );
+    assert!(
+        listed(MediaQuery { gallery: Some(gallery("G-1")), ..MediaQuery::new(10) }).await.is_empty(),
+        "and the gallery's"
+    );
+
+    // An outcome is written once: a second write (the record stale or fresh) writes nothing.
+    let mut fresh = changed(&changed(&tagged, "after"), "again");
+    fresh.version = 3;
+    let seconds = vec![
+        writes[0].clone(),
+        ItemWrite { record: Some(fresh), item: outcome(0, ItemOutcome::SkippedConflict, &tagged) },
+        ItemWrite { record: None, item: outcome(2, ItemOutcome::Failed, &plain) },
+        // The retry of the conflict: the record at its version now.
+        ItemWrite { record: Some(changed(&stale, "after")), item: outcome(1, ItemOutcome::Applied, &stale) },
+    ];
+    let results = store.write_items(&seconds).await;
+    for (n, result) in results.iter().take(3).enumerate() {
+        assert!(
+            matches!(result, Err(StoreError::AlreadyExists)),
+            "second write {n} must be AlreadyExists, got {result:?}"
+        );
+    }
+    assert!(results[3].is_ok(), "the retried item: {:?}", results[3]);
+    assert_eq!(store.get_item(id, 0).await.expect("get_item"), writes[0].item, "the first outcome stays");
+    assert_eq!(store.get_item(id, 2).await.expect("get_item"), writes[2].item, "the first outcome stays");
+    assert_eq!(store.get_item(id, 1).await.expect("get_item"), seconds[3].item, "the retry's outcome");
+    assert_eq!(
+        media.get_media(model, &tagged.media_id).await.expect("get_media"),
+        changed(&tagged, "after"),
+        "a refused outcome takes its record's change with it"
+    );
+    assert_eq!(media.get_media(model, &stale.media_id).await.expect("get_media"), changed(&stale, "after"));
+
+    // Refused before any write: places past the bound, records past theirs, version 0.
+    let mut zero = changed(&plain, "x");
+    zero.version = 0;
+    let mut crowded = changed(&plain, "x");
+    crowded.metadata.tags = (0..=MAX_TAGS).map(|i| tag(&format!("t{i}"))).collect();
+    let bad = vec![
+        ItemWrite { record: None, item: outcome(100_000, ItemOutcome::Failed, &plain) },
+        ItemWrite { record: Some(zero), item: outcome(5, ItemOutcome::Applied, &plain) },
+        ItemWrite { record: Some(crowded), item: outcome(6, ItemOutcome::Applied, &plain) },
+    ];
+    for (n, result) in store.write_items(&bad).await.iter().enumerate() {
+        assert!(matches!(result, Err(StoreError::Invalid(_))), "bad write {n} must be Invalid, got {result:?}");
+    }
+    assert!(store.get_items(id, 5, 7).await.expect("get_items").is_empty(), "and writes nothing");
+    assert!(store.write_items(&[]).await.is_empty(), "no writes, no results");
+}
+
+/// `list_items` (all, by outcome, paged) and `get_items` ranges. Items 0, 1, 2 and 4 exist
+/// (from [`item_writes`]); this adds 100..150 (the second chunk), one outcome after another.
+async fn item_listings(store: &dyn BatchStore, batch: &Batch) {
+    let id = &batch.batch_id;
+    let writes: Vec<ItemWrite> = (100..150u32)
+        .map(|seq| ItemWrite {
+            record: None,
+            item: sample_outcome(batch, seq, ItemOutcome::ALL[seq as usize % ItemOutcome::ALL.len()]),
+        })
+        .collect();
+    for result in store.write_items(&writes).await {
+        result.expect("write an outcome");
+    }
+    let stored: Vec<BatchItem> = store.get_items(id, 0, 1000).await.expect("get_items");
+    let expected: Vec<u32> = [0, 1, 2, 4].into_iter().chain(100..150).collect();
+    assert_eq!(seqs(&stored), expected, "get_items: every item in the range, in place order");
+    assert_eq!(&stored[4..], writes.iter().map(|w| w.item.clone()).collect::<Vec<_>>().as_slice(), "as written");
+    assert_eq!(seqs(&store.get_items(id, 100, 110).await.expect("get_items")), (100..110).collect::<Vec<_>>());
+    assert_eq!(seqs(&store.get_items(id, 2, 101).await.expect("get_items")), [2, 4, 100], "from inclusive, to not");
+    assert_eq!(seqs(&store.get_items(id, 149, u32::MAX).await.expect("get_items")), [149]);
+    assert!(store.get_items(id, 5, 5).await.expect("get_items").is_empty(), "an empty range");
+    assert!(store.get_items(id, 7, 3).await.expect("get_items").is_empty(), "a reversed range");
+    assert!(store.get_items(&BatchId::new(), 0, 100).await.expect("get_items").is_empty(), "another batch's");
+
+    for limit in [1, 7, 100] {
+        let all = list_all_items(store, id, None, limit).await;
+        assert_eq!(seqs(&all), expected, "list_items (limit {limit}): every item once, in order");
+        assert_eq!(all, stored, "a listed item is the stored item");
+        for outcome in ItemOutcome::ALL {
+            let wanted: Vec<u32> = stored.iter().filter(|i| i.outcome == outcome).map(|i| i.seq).collect();
+            let listed = list_all_items(store, id, Some(outcome), limit).await;
+            assert_eq!(seqs(&listed), wanted, "list_items of {outcome:?} (limit {limit})");
+        }
+    }
+    let empty = store.list_items(&BatchId::new(), None, 10, None).await.expect("list_items of another batch");
+    assert!(empty.items.is_empty() && empty.next_cursor.is_none(), "another batch has no items");
+
+    for limit in [*PAGE_SIZE.start() - 1, *PAGE_SIZE.end() + 1] {
+        match store.list_items(id, None, limit, None).await {
+            Err(StoreError::Invalid(_)) => {}
+            other => panic!("a page of {limit} items must be Invalid, got {other:?}"),
+        }
+    }
+    let page = store.list_items(id, Some(ItemOutcome::Applied), 1, None).await.expect("list_items");
+    let cursor = page.next_cursor.expect("more than one applied item");
+    for (other_id, outcome) in
+        [(*id, None), (*id, Some(ItemOutcome::Failed)), (BatchId::new(), Some(ItemOutcome::Applied))]
+    {
+        match store.list_items(&other_id, outcome, 1, Some(cursor.clone())).await {
+            Err(StoreError::Invalid(_)) => {}
+            got => panic!("a cursor of another item listing must be Invalid, got {got:?}"),
+        }
+    }
+    for bad in ["not a cursor", "!!!", "eyJmb28iOiJiYXIifQ"] {
+        match store.list_items(id, None, 10, Some(bad.to_owned())).await {
+            Err(StoreError::Invalid(_)) => {}
+            other => panic!("a cursor {bad:?} this listing did not return must be Invalid, got {other:?}"),
+        }
+    }
+}
+
+/// Listings (a model's, every model's: newest first) and counts against what the store must
+/// hold (`live`); counts across models against `before` plus ours.
+async fn batch_listings(
+    store: &dyn BatchStore,
+    models: &[ModelId],
+    live: &BTreeMap<BatchId, Batch>,
+    before: &BTreeMap<BatchStatus, u64>,
+) {
+    for model in models {
+        let expected: Vec<BatchId> = live.values().rev().filter(|b| &b.model_id == model).map(|b| b.batch_id).collect();
+        for limit in [1, 2, 100] {
+            let query = BatchQuery { model: Some(model.clone()), limit, cursor: None };
+            let listed = list_all_batches(store, &query).await;
+            assert_eq!(
+                listed.iter().map(|b| b.batch_id).collect::<Vec<_>>(),
+                expected,
+                "a model's batches, newest first"
+            );
+            for batch in &listed {
+                assert_eq!(batch, &live[&batch.batch_id], "a listed batch is the stored batch");
+            }
+        }
+        for status in BatchStatus::ALL {
+            let wanted = live.values().filter(|b| &b.model_id == model && b.status == status).count() as u64;
+            assert_eq!(
+                store.count_batches(Some(model), status).await.expect("count_batches"),
+                wanted,
+                "{model:?} {status:?}"
+            );
+        }
+    }
+    let expected: Vec<BatchId> = live.keys().rev().copied().collect();
+    for limit in [1, 3, 100] {
+        let listed = list_all_batches(store, &BatchQuery { model: None, limit, cursor: None }).await;
+        let all: Vec<BatchId> = listed.iter().map(|b| b.batch_id).collect();
+        assert!(all.windows(2).all(|w| w[0] > w[1]), "every model's batches, newest first, each once");
+        let ours: Vec<BatchId> = all.into_iter().filter(|id| live.contains_key(id)).collect();
+        assert_eq!(ours, expected, "every model's batches (limit {limit})");
+    }
+    for status in BatchStatus::ALL {
+        let ours = live.values().filter(|b| b.status == status).count() as u64;
+        assert_eq!(
+            store.count_batches(None, status).await.expect("count_batches"),
+            before[&status] + ours,
+            "count_batches(None, {status:?}) counts every model's live batches"
+        );
+    }
+
+    let by_model = BatchQuery { model: Some(models[0].clone()), limit: 1, cursor: None };
+    for limit in [*PAGE_SIZE.start() - 1, *PAGE_SIZE.end() + 1] {
+        match store.list_batches(&BatchQuery { limit, ..by_model.clone() }).await {
+            Err(StoreError::Invalid(_)) => {}
+            other => panic!("a page of {limit} batches must be Invalid, got {other:?}"),
+        }
+    }
+    let cursor = store.list_batches(&by_model).await.expect("list_batches").next_cursor.expect("more than one batch");
+    for other in [
+        BatchQuery { model: Some(models[1].clone()), ..by_model.clone() },
+        BatchQuery { model: None, ..by_model.clone() },
+    ] {
+        match store.list_batches(&BatchQuery { cursor: Some(cursor.clone()), ..other.clone() }).await {
+            Err(StoreError::Invalid(_)) => {}
+            got => panic!("a cursor of {by_model:?} used for {other:?} must be Invalid, got {got:?}"),
+        }
+    }
+    for bad in ["not a cursor", "!!!", "eyJmb28iOiJiYXIifQ"] {
+        match store.list_batches(&BatchQuery { cursor: Some(bad.to_owned()), ..by_model.clone() }).await {
+            Err(StoreError::Invalid(_)) => {}
+            other => panic!("a cursor {bad:?} this listing did not return must be Invalid, got {other:?}"),
+        }
     }
 }

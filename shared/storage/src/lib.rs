@@ -4,6 +4,8 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(any(feature = "local", feature = "aws"))]
+mod batches;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 #[cfg(any(feature = "local", feature = "aws"))]

@@ -73,8 +73,20 @@ mod aws {
     }
 
     #[tokio::test]
+    async fn dynamodb_trash() {
+        let store = dynamodb().await;
+        conformance::trash_suite(&store, &store).await;
+    }
+
+    #[tokio::test]
     async fn dynamodb_job_store() {
         conformance::job_store_suite(&dynamodb().await).await;
+    }
+
+    #[tokio::test]
+    async fn dynamodb_batch_store() {
+        let store = dynamodb().await;
+        conformance::batch_store_suite(&store, &store).await;
     }
 
     #[tokio::test]
@@ -362,6 +374,13 @@ mod local {
     }
 
     #[tokio::test]
+    async fn local_trash() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let store = local_metadata(&dir);
+        conformance::trash_suite(&store, &store).await;
+    }
+
+    #[tokio::test]
     async fn local_job_store() {
         let dir = tempfile::tempdir().expect("a temporary folder");
         conformance::job_store_suite(&local_metadata(&dir)).await;
@@ -371,6 +390,13 @@ mod local {
     async fn local_concurrent_children() {
         let dir = tempfile::tempdir().expect("a temporary folder");
         conformance::concurrent_children_suite(&local_metadata(&dir)).await;
+    }
+
+    #[tokio::test]
+    async fn local_batch_store() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let store = local_metadata(&dir);
+        conformance::batch_store_suite(&store, &store).await;
     }
 
     #[tokio::test]

@@ -179,6 +179,9 @@ pub struct ReapReport {
     pub resent: Vec<JobId>,
     /// Parents whose children had all ended: finished.
     pub finished_parents: Vec<JobId>,
+    /// Media whose trash grace period had passed: deleted (a tombstone left) and their purge
+    /// queued ([`crate::media::sweep_trash`], which the worker's sweep runs after the jobs').
+    pub trash_purged: Vec<(crate::ids::ModelId, crate::ids::MediaId)>,
 }
 
 /// One sweep: no job stays `running` past its lease, and none stays `queued` without a message.

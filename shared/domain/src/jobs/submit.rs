@@ -153,6 +153,9 @@ pub async fn submit(
             StoreError::NotFound => JobError::NotFound(format!("media {media_id} not found")),
             other => JobError::Store(other),
         })?;
+        if media.is_trashed() {
+            return Err(JobError::NotFound(format!("media {media_id} not found (it is in the trash)")));
+        }
         if media.source.is_none() || matches!(media.status, MediaStatus::Uploading | MediaStatus::Processing) {
             return Err(JobError::InvalidState(format!(
                 "media {media_id} is {}: jobs work on processed media",

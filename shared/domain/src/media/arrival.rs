@@ -29,6 +29,9 @@ pub enum Arrival {
     Busy { until: OffsetDateTime },
     /// The media was judged from another object: this later object is refused and removed.
     Refuse,
+    /// The media is in the trash: nothing is processed or removed (a restore brings it back as it
+    /// was; after the grace period the sweep purges every object it owns).
+    Trashed,
 }
 
 /// Decides what a delivery of message `holder` (its queue message id, when known) does with the
@@ -48,6 +51,7 @@ pub fn arrival(record: &MediaRecord, etag: &str, holder: Option<&str>, now: Offs
             // Rejected without a verdict on any file (`processing_failed`): a new attempt.
             None => Arrival::Process,
         },
+        MediaStatus::Deleted => Arrival::Trashed,
     }
 }
 

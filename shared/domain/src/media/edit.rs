@@ -36,7 +36,7 @@ pub async fn edit(
     if patch.is_empty() {
         return Err(MediaError::Invalid("name at least one field to change".into()));
     }
-    let mut record = store.get_media(model, media).await.map_err(MediaError::reading(*media))?;
+    let mut record = super::read_live(store, model, media).await?;
     if record.version != expected {
         return Err(MediaError::stale(record.version, expected));
     }

@@ -10,7 +10,8 @@ use time::OffsetDateTime;
 use crate::ids::{MediaId, ModelId};
 use crate::media::MediaRecord;
 use crate::ports::{
-    MediaQuery, MediaStore, Page, Queue, QueueName, ReceivedMessage, StoreError, StoreResult, TombstoneStore,
+    Fingerprint, FingerprintStore, MediaQuery, MediaStore, Page, Queue, QueueName, ReceivedMessage, StoreError,
+    StoreResult, TombstoneStore,
 };
 
 /// One record, conditional writes as the adapters do them, and a log of calls.
@@ -69,6 +70,30 @@ impl MediaStore for Fakes {
     }
     async fn list_media(&self, _: &ModelId, _: &MediaQuery) -> StoreResult<Page<MediaRecord>> {
         unreachable!("the media use cases read one record")
+    }
+    async fn list_trash_due(&self, now: OffsetDateTime, limit: usize) -> StoreResult<Vec<MediaRecord>> {
+        self.log("list_trash_due");
+        crate::ports::bounds::page_size(limit)?;
+        Ok(self.stored().into_iter().filter(|r| r.purge_after().is_some_and(|at| at <= now)).collect())
+    }
+}
+
+#[async_trait]
+impl FingerprintStore for Fakes {
+    async fn get_media_with_fingerprints(
+        &self,
+        _: &ModelId,
+        _: &MediaId,
+    ) -> StoreResult<(MediaRecord, Vec<Fingerprint>)> {
+        unreachable!("the media use cases read records alone")
+    }
+    async fn put_fingerprint(&self, _: &ModelId, _: &Fingerprint) -> StoreResult<()> {
+        self.log("put_fingerprint");
+        Ok(())
+    }
+    async fn remove_fingerprint(&self, _: &ModelId, _: &MediaId) -> StoreResult<()> {
+        self.log("remove_fingerprint");
+        Ok(())
     }
 }
 

@@ -8,11 +8,12 @@ mod error;
 pub(crate) mod fakes;
 mod regenerate;
 mod review;
+mod trash;
 pub mod upload;
 mod versions;
 
 pub use arrival::{Arrival, arrival};
-pub use delete::delete;
+pub use delete::{SweepReport, delete, restore, sweep_trash};
 pub use edit::{EditOutcome, edit};
 pub use error::MediaError;
 pub use regenerate::regenerate;
@@ -26,6 +27,27 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::ids::{Category, GalleryId, MediaId, ModelId, ObjectKey, Tag};
+use crate::ports::MediaStore;
+
+/// The media a use case acts on: absent, expired and trashed media are all `NotFound` (a
+/// trashed media is gone for readers, edits, reviews and jobs; only [`restore`] and the trash
+/// sweep act on it).
+pub async fn read_live<S: MediaStore + ?Sized>(
+    store: &S,
+    model: &ModelId,
+    media: &MediaId,
+) -> Result<MediaRecord, MediaError> {
+    let record = store.get_media(model, media).await.map_err(MediaError::reading(*media))?;
+    unless_trashed(record)
+}
+
+/// `record` as readers see it: `NotFound` when it is in the trash.
+pub fn unless_trashed(record: MediaRecord) -> Result<MediaRecord, MediaError> {
+    if record.is_trashed() {
+        return Err(MediaError::NotFound(format!("media {} not found (it is in the trash)", record.media_id)));
+    }
+    Ok(record)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -37,11 +59,14 @@ pub enum MediaStatus {
     PendingReview,
     Approved,
     Rejected,
+    /// In the trash: hidden from every reader and listing (but the trash's), restorable until
+    /// its `purge_after` ([`MediaRecord::trashed`] keeps the status it had).
+    Deleted,
 }
 
 impl MediaStatus {
-    pub const ALL: [MediaStatus; 5] =
-        [Self::Uploading, Self::Processing, Self::PendingReview, Self::Approved, Self::Rejected];
+    pub const ALL: [MediaStatus; 6] =
+        [Self::Uploading, Self::Processing, Self::PendingReview, Self::Approved, Self::Rejected, Self::Deleted];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -50,6 +75,7 @@ impl MediaStatus {
             Self::PendingReview => "pending_review",
             Self::Approved => "approved",
             Self::Rejected => "rejected",
+            Self::Deleted => "deleted",
         }
     }
 
@@ -255,6 +281,25 @@ impl Claim {
     }
 }
 
+/// Why and until when a media is in the trash (its status is `deleted`): a restore within the
+/// grace period brings back `previous_status`; after `purge_after` the trash sweep purges it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trash {
+    /// The status it had when it was deleted.
+    pub previous_status: MediaStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub deleted_at: OffsetDateTime,
+    /// The caller's subject.
+    pub deleted_by: String,
+    /// The end of the grace period: restorable before, purged after.
+    #[serde(with = "time::serde::rfc3339")]
+    pub purge_after: OffsetDateTime,
+    /// The record's `expires_at` (an upload still waiting for its bytes), suspended while it is
+    /// in the trash so that only the sweep ends it; a restore puts it back.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MediaRecord {
     pub model_id: ModelId,
@@ -313,6 +358,9 @@ pub struct MediaRecord {
     /// Earlier versions, oldest first, at most [`MAX_VERSIONS`] - 1.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub earlier_versions: Vec<ImageVersion>,
+    /// Set while the media is in the trash (status `deleted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trashed: Option<Trash>,
 }
 
 fn first_version() -> u32 {
@@ -367,11 +415,23 @@ impl MediaRecord {
             watermark: None,
             version_origin: None,
             earlier_versions: Vec::new(),
+            trashed: None,
         }
     }
 
     pub fn is_expired(&self, now: OffsetDateTime) -> bool {
         self.expires_at.is_some_and(|t| t <= now)
+    }
+
+    /// Whether the media is in the trash: gone for readers and for every use case but
+    /// [`restore`] and the trash sweep.
+    pub fn is_trashed(&self) -> bool {
+        self.status == MediaStatus::Deleted
+    }
+
+    /// When the trash sweep may purge it (`None` unless it is in the trash).
+    pub fn purge_after(&self) -> Option<OffsetDateTime> {
+        self.trashed.as_ref().filter(|_| self.is_trashed()).map(|t| t.purge_after)
     }
 
     /// Adds a history line at the front, dropping the oldest past [`HISTORY_CAP`].

@@ -18,7 +18,7 @@ pub async fn regenerate(
     presets: Vec<String>,
     crops: bool,
 ) -> Result<(), MediaError> {
-    let record = store.get_media(model, media).await.map_err(MediaError::reading(*media))?;
+    let record = super::read_live(store, model, media).await?;
     if record.source.is_none() {
         return Err(MediaError::InvalidState(format!(
             "media {media} is {} and has no processed source to regenerate from",

@@ -19,7 +19,7 @@ pub async fn review(
     reviewer: &str,
     now: OffsetDateTime,
 ) -> Result<(MediaRecord, ReviewOutcome), MediaError> {
-    let mut record = store.get_media(model, media).await.map_err(MediaError::reading(*media))?;
+    let mut record = super::read_live(store, model, media).await?;
     if let Some(expected) = expected.filter(|v| *v != record.version) {
         return Err(MediaError::stale(record.version, expected));
     }

@@ -141,7 +141,7 @@ pub async fn renew_upload(
     actor: &str,
     now: OffsetDateTime,
 ) -> Result<(MediaRecord, PresignedRequest), MediaError> {
-    let mut record = store.get_media(model, media).await.map_err(MediaError::reading(*media))?;
+    let mut record = super::read_live(store, model, media).await?;
     if record.status != MediaStatus::Uploading {
         return Err(MediaError::InvalidState(format!(
             "media {media} is {}: only a media still uploading gets a new upload URL",
@@ -232,6 +232,9 @@ mod tests {
             _: &ModelId,
             _: &crate::ports::MediaQuery,
         ) -> crate::ports::StoreResult<crate::ports::Page<MediaRecord>> {
+            unreachable!("uploads only create")
+        }
+        async fn list_trash_due(&self, _: OffsetDateTime, _: usize) -> crate::ports::StoreResult<Vec<MediaRecord>> {
             unreachable!("uploads only create")
         }
     }

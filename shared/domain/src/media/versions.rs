@@ -195,7 +195,7 @@ pub async fn restore_version(
     request: RestoreRequest<'_>,
 ) -> Result<MediaRecord, MediaError> {
     let RestoreRequest { model, media, number, expected_version, actor, now } = request;
-    let mut record = store.get_media(model, media).await.map_err(MediaError::reading(*media))?;
+    let mut record = super::read_live(store, model, media).await?;
     if let Some(expected) = expected_version
         && expected != record.version
     {

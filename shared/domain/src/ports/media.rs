@@ -11,6 +11,10 @@ use crate::media::{MediaRecord, MediaStatus};
 /// selective one present picks the index (gallery, then tag, category, status, else all of the
 /// model's media), the creation range bounds its sort key, and the other filters are applied to
 /// what that range holds, so a page may come back short with a `next_cursor` to follow.
+///
+/// Media in the trash (status `deleted`) are in no listing but the trash's: `status: deleted`,
+/// optionally with a creation range. They have no tag, gallery or category index entries, so
+/// the trash with any of those filters is `Invalid` ([`MediaQuery::check`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MediaQuery {
     pub status: Option<MediaStatus>,
@@ -85,11 +89,30 @@ impl MediaQuery {
         (low <= high).then_some((low, high))
     }
 
+    /// Whether this listing is the trash's (`status: deleted`).
+    pub fn is_trash(&self) -> bool {
+        self.status == Some(MediaStatus::Deleted)
+    }
+
+    /// Refuses a listing no index serves: the trash filtered by category, tag or gallery.
+    pub fn check(&self) -> StoreResult<()> {
+        if self.is_trash() && (self.category.is_some() || self.tag.is_some() || self.gallery.is_some()) {
+            return Err(super::StoreError::Invalid(
+                "the trash (status deleted) is listed by creation time only, without category, tag or gallery".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether a record passes every filter (adapters use it for the filters their index does
-    /// not cover, and tests use it as the definition).
+    /// not cover, and tests use it as the definition). A trashed record passes only the trash's.
     pub fn matches(&self, record: &MediaRecord) -> bool {
         let created_ms = u64::try_from(record.created_at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
-        self.status.is_none_or(|s| record.status == s)
+        let status = match self.status {
+            Some(s) => record.status == s,
+            None => !record.is_trashed(),
+        };
+        status
             && self.category.as_ref().is_none_or(|c| record.metadata.category.as_ref() == Some(c))
             && self.tag.as_ref().is_none_or(|t| record.metadata.tags.contains(t))
             && self.gallery.as_ref().is_none_or(|g| record.gallery_ids().any(|id| id == g))
@@ -116,19 +139,28 @@ pub struct Fingerprint {
 pub trait MediaStore: Send + Sync {
     /// Creates a record; `AlreadyExists` if one with the same ids exists.
     async fn create_media(&self, record: &MediaRecord) -> StoreResult<()>;
-    /// The record, or `NotFound` (also for records past `expires_at`).
+    /// The record, or `NotFound` (also for records past `expires_at`). A record in the trash is
+    /// returned as it is (status `deleted`): readers treat it as absent
+    /// ([`crate::media::read_live`]), restore and the trash sweep act on it.
     async fn get_media(&self, model: &ModelId, media: &MediaId) -> StoreResult<MediaRecord>;
     /// The records that exist (and are not expired) among `keys` (1 to
     /// [`bounds::MAX_BATCH_GET`](super::bounds::MAX_BATCH_GET), no repeats, else `Invalid`), in
-    /// no particular order, in one round trip.
+    /// no particular order, in one round trip. Trashed records are returned too (callers hide them).
     async fn batch_get_media(&self, keys: &[(ModelId, MediaId)]) -> StoreResult<Vec<MediaRecord>>;
     /// Replaces the record if the stored version is `record.version - 1`; otherwise
     /// `VersionConflict` (or `NotFound`). Callers bump the version before writing. The record's
     /// index entries (tags, galleries) change with it, atomically.
     async fn update_media(&self, record: &MediaRecord) -> StoreResult<()>;
-    /// A model's media matching `query`, newest first. `query.limit` outside
-    /// [`bounds::PAGE_SIZE`](super::bounds::PAGE_SIZE) or a cursor of another listing is `Invalid`.
+    /// A model's media matching `query` ([`MediaQuery::matches`]), newest first: trashed media
+    /// only in the trash's listing. `query.limit` outside
+    /// [`bounds::PAGE_SIZE`](super::bounds::PAGE_SIZE), a cursor of another listing or a query
+    /// [`MediaQuery::check`] refuses is `Invalid`.
     async fn list_media(&self, model: &ModelId, query: &MediaQuery) -> StoreResult<Page<MediaRecord>>;
+    /// Trashed media of every model whose `purge_after` is at or before `now`, earliest first
+    /// (then by model and media id), at most `limit` (1..=100, else `Invalid`): what the trash
+    /// sweep purges. Served by an index of trashed records only; it may lag a write briefly
+    /// (DynamoDB's GSIs are eventually consistent), so callers write conditionally on the version.
+    async fn list_trash_due(&self, now: OffsetDateTime, limit: usize) -> StoreResult<Vec<MediaRecord>>;
 }
 
 /// Perceptual hashes per model, to find likely duplicates.
@@ -165,8 +197,8 @@ pub trait LibraryStore: MediaStore + FingerprintStore + TombstoneStore {}
 
 impl<T: MediaStore + FingerprintStore + TombstoneStore + ?Sized> LibraryStore for T {}
 
-/// Everything the metadata store keeps, for wiring: the library, jobs and idempotency keys.
+/// Everything the metadata store keeps, for wiring: the library, jobs, batches and idempotency keys.
 /// Use cases name the small traits they use.
-pub trait MetadataStore: LibraryStore + super::JobStore + super::IdempotencyStore {}
+pub trait MetadataStore: LibraryStore + super::JobStore + super::IdempotencyStore + super::BatchStore {}
 
-impl<T: LibraryStore + super::JobStore + super::IdempotencyStore + ?Sized> MetadataStore for T {}
+impl<T: LibraryStore + super::JobStore + super::IdempotencyStore + super::BatchStore + ?Sized> MetadataStore for T {}

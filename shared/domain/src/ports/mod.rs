@@ -3,6 +3,7 @@
 //! and one conformance suite that both must pass. Limits both adapters honour and the cursor
 //! envelope live here too ([`bounds`], [`cursor`]).
 
+mod batches;
 pub mod bounds;
 pub mod cursor;
 mod events;
@@ -11,6 +12,7 @@ mod media;
 mod objects;
 mod queue;
 
+pub use batches::{BatchQuery, BatchStore, ItemWrite};
 pub use events::{BusEvent, EventBus};
 pub use jobs::{IdempotencyRecord, IdempotencyStore, JobQuery, JobStore, LaneControl};
 pub use media::{

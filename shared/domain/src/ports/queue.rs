@@ -18,6 +18,8 @@ impl QueueName {
     pub const JOBS_HIGH_DLQ: QueueName = QueueName("jobs-high-dlq");
     pub const JOBS_NORMAL: QueueName = QueueName("jobs-normal");
     pub const JOBS_NORMAL_DLQ: QueueName = QueueName("jobs-normal-dlq");
+    pub const BATCHES: QueueName = QueueName("batches");
+    pub const BATCHES_DLQ: QueueName = QueueName("batches-dlq");
 }
 
 /// A queue's approximate counts, as SQS reports them.

@@ -75,6 +75,11 @@ impl Processor {
     ) -> Result<Outcome, ProcessError> {
         let now = OffsetDateTime::now_utc();
         let holder = attempt.message_id.as_deref();
+        if record.is_trashed() {
+            // Neither processed nor removed: a restore brings it back as it was, and after the
+            // grace period the trash sweep purges every object it owns.
+            return Ok(Outcome::Ignored("the media is in the trash".into()));
+        }
         // The event's object version first: a replay costs one read.
         if let Some(etag) = event_etag {
             match arrival(&record, etag, holder, now) {
@@ -82,6 +87,7 @@ impl Processor {
                 Arrival::Busy { until } => return Err(ProcessError::Busy(until)),
                 // Decided on what is stored now: the event may be older than the object.
                 Arrival::Process | Arrival::Refuse => {}
+                Arrival::Trashed => return Ok(Outcome::Ignored("the media is in the trash".into())),
             }
         }
         let started = Instant::now();
@@ -96,6 +102,7 @@ impl Processor {
             Arrival::Refuse => return self.refuse(record, &head.etag).await,
             Arrival::Process if attempt.last => return self.give_up(record, attempt).await,
             Arrival::Process => {}
+            Arrival::Trashed => return Ok(Outcome::Ignored("the media is in the trash".into())),
         }
 
         // Claim the object version so a duplicate delivery does not repeat the work.
@@ -161,8 +168,8 @@ impl Processor {
             })
             .await?;
         let Some(written) = written else {
-            // Deleted while it was processed: its purge may have run already, so what this run
-            // stored is removed here.
+            // Deleted (or moved to the trash) while it was processed: its purge may have run
+            // already, so what this run stored is removed here.
             self.delete_all(derivatives.iter().map(|d| d.key.clone()).collect()).await;
             self.fingerprints.remove_fingerprint(&model, &media).await?;
             return Ok(Outcome::Ignored("the media was deleted while it was processed".into()));
@@ -386,6 +393,9 @@ impl Processor {
                 Err(e) => return Err(e),
             }
             record = match self.media.get_media(&record.model_id, &record.media_id).await {
+                // Moved to the trash meanwhile: as if deleted, nothing is recorded (a restore
+                // brings it back `uploading`, the sweep purges it).
+                Ok(fresh) if fresh.is_trashed() => return Ok(None),
                 Ok(fresh) => fresh,
                 Err(StoreError::NotFound) => return Ok(None), // deleted meanwhile: nothing to record
                 Err(e) => return Err(e.into()),
@@ -433,6 +443,7 @@ impl Processor {
                 Err(e) => return Err(e),
             }
             record = match self.media.get_media(&record.model_id, &record.media_id).await {
+                Ok(fresh) if fresh.is_trashed() => return Ok(Outcome::Ignored("the media is in the trash".into())),
                 Ok(fresh) => fresh,
                 Err(StoreError::NotFound) => return Ok(Outcome::Ignored("the media was deleted".into())),
                 Err(e) => return Err(e.into()),

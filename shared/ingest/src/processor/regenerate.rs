@@ -19,6 +19,7 @@ impl Processor {
         force: &[String],
     ) -> Result<Outcome, ProcessError> {
         let mut record = match self.media.get_media(model, media).await {
+            Ok(r) if r.is_trashed() => return Ok(Outcome::Ignored("the media is in the trash".into())),
             Ok(r) => r,
             Err(StoreError::NotFound) => return Ok(Outcome::Ignored("no such media".into())),
             Err(e) => return Err(e.into()),

@@ -98,6 +98,7 @@ impl JobsDeployment {
             (QueueName::JOBS_HIGH_DLQ, "PHOENIX_JOBS_HIGH_DLQ_URL"),
             (QueueName::JOBS_NORMAL_DLQ, "PHOENIX_JOBS_NORMAL_DLQ_URL"),
             (QueueName::INGEST, "PHOENIX_INGEST_QUEUE_URL"),
+            (QueueName::BATCHES, "PHOENIX_BATCHES_QUEUE_URL"),
         ] {
             if let Some(url) = optional(name)? {
                 urls.insert(queue, url);

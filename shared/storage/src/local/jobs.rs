@@ -42,17 +42,17 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 );
 ";
 
-fn now_secs() -> i64 {
+pub(super) fn now_secs() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
 /// A job that cannot be encoded is a bug here, not a bad request.
-fn encode<T: serde::Serialize>(what: &str, value: &T) -> StoreResult<String> {
+pub(super) fn encode<T: serde::Serialize>(what: &str, value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| StoreError::internal(anyhow::anyhow!("a {what} cannot be encoded: {e}")))
 }
 
 /// Stored data that does not decode is corrupt, which no retry mends: `Internal`.
-fn decode<T: serde::de::DeserializeOwned>(what: &str, doc: &str) -> StoreResult<T> {
+pub(super) fn decode<T: serde::de::DeserializeOwned>(what: &str, doc: &str) -> StoreResult<T> {
     serde_json::from_str(doc).map_err(|e| StoreError::internal(anyhow::anyhow!("corrupt {what}: {e}")))
 }
 
@@ -76,7 +76,7 @@ fn expect_version(live: Option<(u64, String)>, expected: u64) -> StoreResult<()>
 }
 
 /// A versioned record kept as one row (a job, an idempotency record).
-trait Row: Clone + Send + 'static {
+pub(super) trait Row: Clone + Send + 'static {
     /// The live row with this record's key: its version and document (an expired row counts as
     /// absent, as DynamoDB's TTL would remove it eventually).
     fn live(&self, conn: &rusqlite::Connection, now: i64) -> StoreResult<Option<(u64, String)>>;
@@ -102,7 +102,7 @@ impl LocalMetadataStore {
     }
 
     /// Replaces the live row stored at `expected` with `row` ([`expect_version`]).
-    async fn replace_row<R: Row>(&self, row: &R, expected: u64) -> StoreResult<()> {
+    pub(super) async fn replace_row<R: Row>(&self, row: &R, expected: u64) -> StoreResult<()> {
         let row = row.clone();
         let now = now_secs();
         self.db

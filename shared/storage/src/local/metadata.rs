@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS media_galleries (
     media_id   TEXT NOT NULL,
     PRIMARY KEY (model_id, gallery_id, media_id)
 );
+-- A write replaces a record's tag and gallery rows: found by media, not by a scan of the model's.
+CREATE INDEX IF NOT EXISTS media_tags_by_media ON media_tags (model_id, media_id);
+CREATE INDEX IF NOT EXISTS media_galleries_by_media ON media_galleries (model_id, media_id);
 CREATE TABLE IF NOT EXISTS fingerprints (
     model_id TEXT NOT NULL,
     media_id TEXT NOT NULL,
@@ -64,6 +67,19 @@ UPDATE media SET category = json_extract(doc, '$.metadata.category');
 COMMIT;
 ";
 const CATEGORY_INDEX: &str = "CREATE INDEX IF NOT EXISTS media_by_category ON media (model_id, category, media_id);";
+/// Data folders made before the trash get the `purge_after` column (unix nanoseconds, set only
+/// on trashed records, filled from them) on first open, in one transaction; then the trash's
+/// index, partial: only trashed records are in it, in the order the sweep reads them.
+const ADD_PURGE_AFTER: &str = "
+BEGIN;
+ALTER TABLE media ADD COLUMN purge_after INTEGER;
+UPDATE media SET purge_after = CAST(ROUND((julianday(json_extract(doc, '$.trashed.purge_after')) - 2440587.5)
+    * 86400000) AS INTEGER) * 1000000
+    WHERE status = 'deleted' AND json_extract(doc, '$.trashed.purge_after') IS NOT NULL;
+COMMIT;
+";
+const TRASH_INDEX: &str = "CREATE INDEX IF NOT EXISTS media_trash ON media (purge_after, model_id, media_id)
+    WHERE purge_after IS NOT NULL;";
 
 #[derive(Clone)]
 pub struct LocalMetadataStore {
@@ -114,7 +130,14 @@ impl LocalMetadataStore {
                 conn.execute_batch(ADD_CATEGORY)?;
             }
             conn.execute_batch(CATEGORY_INDEX)?;
-            conn.execute_batch(super::jobs::SCHEMA)
+            let has_purge_after =
+                conn.prepare("SELECT 1 FROM pragma_table_info('media') WHERE name = 'purge_after'")?.exists([])?;
+            if !has_purge_after {
+                conn.execute_batch(ADD_PURGE_AFTER)?;
+            }
+            conn.execute_batch(TRASH_INDEX)?;
+            conn.execute_batch(super::jobs::SCHEMA)?;
+            conn.execute_batch(super::batches::SCHEMA)
         })?;
         Ok(Self { db })
     }
@@ -131,45 +154,68 @@ fn decode(doc: &str) -> StoreResult<MediaRecord> {
     serde_json::from_str(doc).map_err(|e| StoreError::internal(anyhow::anyhow!("corrupt record: {e}")))
 }
 
-/// Writes the record's row and its index rows (tags, galleries), replacing any old ones.
+/// `purge_after` as the column holds it: unix nanoseconds.
+fn nanos(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos()).unwrap_or(i64::MAX)
+}
+
+/// Writes the record's row and its index rows (tags, galleries), replacing any old ones. A
+/// trashed record has no category, tag or gallery entries (as in DynamoDB: only the trash lists
+/// it) and carries its `purge_after` for the sweep.
 fn write_row(tx: &rusqlite::Transaction<'_>, record: &MediaRecord, insert: bool) -> StoreResult<()> {
     let doc = encode(record)?;
     let (model, media) = (record.model_id.to_string(), record.media_id.to_string());
-    let category = record.metadata.category.as_ref().map(|c| c.as_str().to_owned());
+    let trashed = record.is_trashed();
+    let category = record.metadata.category.as_ref().filter(|_| !trashed).map(|c| c.as_str().to_owned());
     let expires = record.expires_at.map(|t| t.unix_timestamp());
+    let purge_after = record.purge_after().map(nanos);
     let sql = if insert {
-        "INSERT INTO media (model_id, media_id, status, version, expires_at, doc, category)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+        "INSERT INTO media (model_id, media_id, status, version, expires_at, doc, category, purge_after)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
     } else {
-        "UPDATE media SET status = ?3, version = ?4, expires_at = ?5, doc = ?6, category = ?7
+        "UPDATE media SET status = ?3, version = ?4, expires_at = ?5, doc = ?6, category = ?7, purge_after = ?8
          WHERE model_id = ?1 AND media_id = ?2"
     };
-    tx.execute(sql, params![model, media, record.status.as_str(), record.version as i64, expires, doc, category])
-        .map_err(sql_err)?;
+    let values =
+        params![model, media, record.status.as_str(), record.version as i64, expires, doc, category, purge_after];
+    // Cached statements: a batch writes thousands of records in one transaction.
+    tx.prepare_cached(sql).map_err(sql_err)?.execute(values).map_err(sql_err)?;
     remove_index_rows(tx, &model, &media)?;
+    if trashed {
+        return Ok(());
+    }
     for tag in &record.metadata.tags {
-        tx.execute(
-            "INSERT INTO media_tags (model_id, tag, media_id) VALUES (?1, ?2, ?3)",
-            params![model, tag.as_str(), media],
-        )
-        .map_err(sql_err)?;
+        tx.prepare_cached("INSERT INTO media_tags (model_id, tag, media_id) VALUES (?1, ?2, ?3)")
+            .map_err(sql_err)?
+            .execute(params![model, tag.as_str(), media])
+            .map_err(sql_err)?;
     }
     for gallery in record.gallery_ids() {
-        tx.execute(
-            "INSERT OR IGNORE INTO media_galleries (model_id, gallery_id, media_id) VALUES (?1, ?2, ?3)",
-            params![model, gallery.as_str(), media],
-        )
-        .map_err(sql_err)?;
+        tx.prepare_cached("INSERT OR IGNORE INTO media_galleries (model_id, gallery_id, media_id) VALUES (?1, ?2, ?3)")
+            .map_err(sql_err)?
+            .execute(params![model, gallery.as_str(), media])
+            .map_err(sql_err)?;
     }
     Ok(())
 }
 
 fn remove_index_rows(tx: &rusqlite::Transaction<'_>, model: &str, media: &str) -> StoreResult<()> {
     for table in ["media_tags", "media_galleries"] {
-        tx.execute(&format!("DELETE FROM {table} WHERE model_id = ?1 AND media_id = ?2"), params![model, media])
+        tx.prepare_cached(&format!("DELETE FROM {table} WHERE model_id = ?1 AND media_id = ?2"))
+            .map_err(sql_err)?
+            .execute(params![model, media])
             .map_err(sql_err)?;
     }
     Ok(())
+}
+
+/// The conditional update of a record within `tx`: `NotFound` unless a live record is stored at
+/// `record.version - 1` (`VersionConflict` if at another version), then its row and index rows.
+/// `update_media` is this in a transaction of its own; a batch item's write, with its outcome.
+pub(super) fn update_row(tx: &rusqlite::Transaction<'_>, record: &MediaRecord, now: i64) -> StoreResult<()> {
+    let expected = bounds::previous_version(record)?;
+    expect_version(tx, record.model_id.as_str(), &record.media_id.to_string(), now, expected)?;
+    write_row(tx, record, false)
 }
 
 /// `NotFound` unless a live record is stored at `expected`, `VersionConflict` if at another version.
@@ -188,11 +234,11 @@ fn expect_version(
 }
 
 fn stored_version(tx: &rusqlite::Transaction<'_>, model: &str, media: &str, now: i64) -> StoreResult<Option<u64>> {
-    tx.query_row(
+    tx.prepare_cached(
         "SELECT version FROM media WHERE model_id = ?1 AND media_id = ?2 AND (expires_at IS NULL OR expires_at > ?3)",
-        params![model, media, now],
-        |row| row.get::<_, i64>(0),
     )
+    .map_err(sql_err)?
+    .query_row(params![model, media, now], |row| row.get::<_, i64>(0))
     .optional()
     .map(|v| v.map(|v| v as u64))
     .map_err(sql_err)
@@ -269,15 +315,13 @@ impl MediaStore for LocalMetadataStore {
 
     async fn update_media(&self, record: &MediaRecord) -> StoreResult<()> {
         bounds::record(record)?;
-        let expected = bounds::previous_version(record)?;
+        bounds::previous_version(record)?;
         let record = record.clone();
         let now = OffsetDateTime::now_utc().unix_timestamp();
         self.db
             .run(move |conn| {
                 let tx = conn.transaction().map_err(sql_err)?;
-                let (model, media) = (record.model_id.to_string(), record.media_id.to_string());
-                expect_version(&tx, &model, &media, now, expected)?;
-                write_row(&tx, &record, false)?;
+                update_row(&tx, &record, now)?;
                 tx.commit().map_err(sql_err)
             })
             .await
@@ -285,6 +329,7 @@ impl MediaStore for LocalMetadataStore {
 
     async fn list_media(&self, model: &ModelId, query: &MediaQuery) -> StoreResult<Page<MediaRecord>> {
         let limit = bounds::page_size(query.limit)?;
+        query.check()?;
         let listing = query.listing(model);
         // The position is the last media id of the previous page.
         let after: Option<MediaId> = query.cursor.as_deref().map(|c| cursor::decode(c, &listing)).transpose()?;
@@ -319,9 +364,13 @@ impl MediaStore for LocalMetadataStore {
             Value::Text(high),
             Value::Integer(OffsetDateTime::now_utc().unix_timestamp()),
         ]);
-        if let Some(status) = query.status {
-            sql.push_str(" AND m.status = ?");
-            values.push(Value::Text(status.as_str().to_owned()));
+        match query.status {
+            Some(status) => {
+                sql.push_str(" AND m.status = ?");
+                values.push(Value::Text(status.as_str().to_owned()));
+            }
+            // The trash is in no listing but its own.
+            None => sql.push_str(" AND m.status != 'deleted'"),
         }
         if let Some(category) = &query.category {
             sql.push_str(" AND m.category = ?");
@@ -330,6 +379,27 @@ impl MediaStore for LocalMetadataStore {
         sql.push_str(" ORDER BY m.media_id DESC LIMIT ?");
         values.push(Value::Integer(limit as i64));
         self.page(sql, values, limit, &listing, decode, |record| record.media_id).await
+    }
+
+    async fn list_trash_due(&self, now: OffsetDateTime, limit: usize) -> StoreResult<Vec<MediaRecord>> {
+        let limit = bounds::page_size(limit)?;
+        let due = nanos(now);
+        let docs: Vec<String> = self
+            .db
+            .run(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT doc FROM media WHERE purge_after IS NOT NULL AND purge_after <= ?1
+                         ORDER BY purge_after, model_id, media_id LIMIT ?2",
+                    )
+                    .map_err(sql_err)?;
+                stmt.query_map(params![due, limit as i64], |row| row.get::<_, String>(0))
+                    .map_err(sql_err)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(sql_err)
+            })
+            .await?;
+        docs.iter().map(|doc| decode(doc)).collect()
     }
 }
 
@@ -437,5 +507,40 @@ impl TombstoneStore for LocalMetadataStore {
             [model.to_string(), media.to_string()],
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use phoenix_domain::MediaStatus;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_data_folder_from_before_the_trash_gains_its_column_and_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metadata.sqlite");
+        let model = ModelId::parse("m1").unwrap();
+        let mut record = crate::conformance::sample_record(&model, &MediaId::new(), MediaStatus::Approved);
+        let now = OffsetDateTime::now_utc();
+        record.move_to_trash("a", now - Duration::from_secs(10), Duration::from_secs(5)).unwrap();
+        {
+            // The schema as it was: no purge_after column.
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch(SCHEMA).unwrap();
+            conn.execute_batch(ADD_CATEGORY).unwrap();
+            conn.execute(
+                "INSERT INTO media (model_id, media_id, status, version, doc) VALUES (?1, ?2, 'deleted', 2, ?3)",
+                params![model.to_string(), record.media_id.to_string(), encode(&record).unwrap()],
+            )
+            .unwrap();
+        }
+        let store = LocalMetadataStore::open(&path).unwrap();
+        assert_eq!(store.list_trash_due(now, 10).await.unwrap(), vec![record.clone()]);
+        assert!(store.list_trash_due(now - Duration::from_secs(6), 10).await.unwrap().is_empty());
+        drop(store);
+        LocalMetadataStore::open(&path).expect("opening again migrates nothing");
     }
 }

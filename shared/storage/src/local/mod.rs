@@ -2,6 +2,7 @@
 //! one data folder that survives restarts. Same ports, same semantics as the AWS adapters; the
 //! event bus records what it is asked to publish (nobody subscribes on one machine).
 
+mod batches;
 mod events;
 mod jobs;
 mod lanes;

@@ -8,7 +8,7 @@ use phoenix_domain::{Category, GalleryId, MediaId, MediaRecord, MediaStatus, Mod
 use time::format_description::FormatItem;
 use time::macros::format_description;
 
-use super::table::{GSI1PK, GSI1SK, GSI2PK, GSI2SK, PK, SK, TTL_ATTRIBUTE};
+use super::table::{GSI1PK, GSI1SK, GSI2PK, GSI2SK, GSI3PK, GSI3SK, PK, SK, TTL_ATTRIBUTE};
 
 pub(super) type Item = HashMap<String, AttributeValue>;
 
@@ -16,7 +16,10 @@ pub(super) type Item = HashMap<String, AttributeValue>;
 pub(super) const INDEX_KEYS: &str = "index_keys";
 pub(super) const VERSION: &str = "version";
 /// Attributes that only the storage layout needs: never part of a decoded record.
-const STORAGE_ATTRIBUTES: [&str; 8] = [PK, SK, GSI1PK, GSI1SK, GSI2PK, GSI2SK, TTL_ATTRIBUTE, INDEX_KEYS];
+const STORAGE_ATTRIBUTES: [&str; 10] =
+    [PK, SK, GSI1PK, GSI1SK, GSI2PK, GSI2SK, GSI3PK, GSI3SK, TTL_ATTRIBUTE, INDEX_KEYS];
+/// The `GSI3PK` of every trashed media record: the trash of all models, by `purge_after`.
+pub(super) const TRASH_PARTITION: &str = "TRASH";
 
 pub(super) const MEDIA_PREFIX: &str = "MEDIA#";
 /// One item per model holds every fingerprint (one read gets them all); at ~50 bytes a media,
@@ -84,6 +87,19 @@ pub(super) fn gallery_prefix(gallery: &GalleryId) -> String {
     format!("GALLERY#{}#", gallery.as_str())
 }
 
+/// An instant in [`SORTABLE_UTC`].
+pub(super) fn sortable(at: time::OffsetDateTime) -> StoreResult<String> {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(SORTABLE_UTC)
+        .map_err(|e| StoreError::internal(anyhow::anyhow!("dynamodb: instant {at} cannot be formatted: {e}")))
+}
+
+/// `{purge_after}#{model_id}#{media_id}`: a trashed record's `GSI3SK`, so the trash sorts by when
+/// it may be purged.
+pub(super) fn trash_key(record: &MediaRecord, purge_after: time::OffsetDateTime) -> StoreResult<String> {
+    Ok(format!("{}#{}#{}", sortable(purge_after)?, record.model_id.as_str(), record.media_id))
+}
+
 /// `{created}#{media_id}`: the sort key of GSI1, GSI2 and (after their prefix) of index entries.
 pub(super) fn created_key(record: &MediaRecord) -> StoreResult<String> {
     let created = record.created_at.to_offset(time::UtcOffset::UTC).format(SORTABLE_UTC).map_err(|e| {
@@ -92,8 +108,12 @@ pub(super) fn created_key(record: &MediaRecord) -> StoreResult<String> {
     Ok(format!("{created}#{}", record.media_id))
 }
 
-/// The `SK`s of a record's index entries: one per distinct tag and gallery.
+/// The `SK`s of a record's index entries: one per distinct tag and gallery; none while it is in
+/// the trash (only the trash lists it).
 pub(super) fn index_keys(record: &MediaRecord) -> StoreResult<BTreeSet<String>> {
+    if record.is_trashed() {
+        return Ok(BTreeSet::new());
+    }
     let created = created_key(record)?;
     let tags = record.metadata.tags.iter().map(|tag| format!("{}{created}", tag_prefix(tag)));
     let galleries = record.gallery_ids().map(|gallery| format!("{}{created}", gallery_prefix(gallery)));
@@ -135,9 +155,14 @@ pub(super) fn media_items(record: &MediaRecord) -> StoreResult<(Item, Vec<Item>)
     main.insert(SK.to_owned(), s(media_sk(&record.media_id)));
     main.insert(GSI1PK.to_owned(), s(gsi1pk(&record.model_id, record.status)));
     main.insert(GSI1SK.to_owned(), s(created.clone()));
-    if let Some(category) = &record.metadata.category {
+    if let Some(category) = record.metadata.category.as_ref().filter(|_| !record.is_trashed()) {
         main.insert(GSI2PK.to_owned(), s(gsi2pk(&record.model_id, category)));
         main.insert(GSI2SK.to_owned(), s(created));
+    }
+    // The trash (sparse): only trashed records, by when they may be purged.
+    if let Some(purge_after) = record.purge_after() {
+        main.insert(GSI3PK.to_owned(), s(TRASH_PARTITION.to_owned()));
+        main.insert(GSI3SK.to_owned(), s(trash_key(record, purge_after)?));
     }
     if let Some(ttl) = ttl {
         main.insert(TTL_ATTRIBUTE.to_owned(), ttl);
@@ -272,6 +297,24 @@ mod tests {
         assert_eq!(from_item(&item).unwrap(), record);
         record.metadata.tags = (0..=MAX_TAGS).map(|i| Tag::parse(&format!("t{i}")).unwrap()).collect();
         assert!(matches!(bounds::record(&record), Err(StoreError::Invalid(_))));
+    }
+
+    #[test]
+    fn a_trashed_record_is_in_the_trash_index_only() {
+        let mut record = sample(MediaStatus::Approved);
+        record.metadata.tags = vec![Tag::parse("beach").unwrap()];
+        let (item, copies) = media_items(&record).unwrap();
+        assert_eq!(copies.len(), 1);
+        assert!(!item.contains_key(GSI3PK) && item.contains_key(GSI2PK));
+        let now = time::macros::datetime!(2026-11-24 09:15:02.5 UTC);
+        record.move_to_trash("a", now, std::time::Duration::from_secs(60)).unwrap();
+        let (item, copies) = media_items(&record).unwrap();
+        assert!(copies.is_empty(), "no tag or gallery entries in the trash");
+        assert!(!item.contains_key(INDEX_KEYS) && !item.contains_key(GSI2PK) && !item.contains_key(GSI2SK));
+        assert_eq!(item[GSI1PK], s("MODEL#m1#STATUS#deleted".to_owned()));
+        assert_eq!(item[GSI3PK], s("TRASH".to_owned()));
+        assert_eq!(item[GSI3SK], s(format!("2026-11-24T09:16:02.500000000Z#m1#{}", record.media_id)));
+        assert_eq!(from_item(&item).unwrap(), record);
     }
 
     #[test]

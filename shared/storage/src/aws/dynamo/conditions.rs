@@ -13,7 +13,10 @@ use time::OffsetDateTime;
 use super::DynamoMetadataStore;
 use super::client::built;
 use super::codec::stored_index_keys;
-use super::codec::{INDEX_KEYS, Item, VERSION, fingerprint_attribute, fingerprints_key, from_item, media_key, n};
+use super::codec::{
+    INDEX_KEYS, Item, VERSION, fingerprint_attribute, fingerprints_key, from_item, index_keys, media_key, n, pk,
+    table_key,
+};
 use super::table::{PK, TTL_ATTRIBUTE};
 
 /// A condition expression with its names and values, for PutItem and transaction actions alike.
@@ -131,6 +134,30 @@ impl DynamoMetadataStore {
                 .expression_attribute_names("#pk", PK);
             Ok(TransactWriteItem::builder().condition_check(built(check.build())?).build())
         }
+    }
+
+    /// The actions of a record's conditional update (as `update_media`'s transaction, and a batch
+    /// item's with its outcome): `Put` of the record (`main`) conditional on `expected` and live,
+    /// `Put` of each of its entries (`copies`), `Delete` of each stored entry (`stored_keys`) it no
+    /// longer wants. The version condition also guards `stored_keys`: any write since they were
+    /// read changed the version.
+    pub(super) fn update_actions(
+        &self,
+        record: &MediaRecord,
+        (main, copies): (Item, Vec<Item>),
+        stored_keys: &BTreeSet<String>,
+        expected: u64,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<TransactWriteItem>> {
+        let wanted = index_keys(record)?;
+        let mut actions = vec![self.put_action(main, Some(version_condition(expected, now, false)))?];
+        for copy in copies {
+            actions.push(self.put_action(copy, None)?);
+        }
+        for stale in stored_keys.difference(&wanted) {
+            actions.push(self.delete_action(table_key(pk(&record.model_id), stale.clone()), None)?);
+        }
+        Ok(actions)
     }
 
     /// Why a write conditional on the media item's `expected` version was refused, from the

@@ -194,11 +194,11 @@ fn idempotency_state(item: &Item) -> StoreResult<(u64, OffsetDateTime)> {
 }
 
 /// How a stored item's version and expiry are read.
-type StateOf = fn(&Item) -> StoreResult<(u64, OffsetDateTime)>;
+pub(super) type StateOf = fn(&Item) -> StoreResult<(u64, OffsetDateTime)>;
 
 impl DynamoMetadataStore {
     /// Writes a new item; `AlreadyExists` if a live one holds its key.
-    async fn create_item(&self, item: Item) -> StoreResult<()> {
+    pub(super) async fn create_item(&self, item: Item) -> StoreResult<()> {
         match self.put_conditional(item, create_condition(OffsetDateTime::now_utc())).await? {
             Outcome::Written => Ok(()),
             Outcome::Refused(_) => Err(StoreError::AlreadyExists),
@@ -206,7 +206,7 @@ impl DynamoMetadataStore {
     }
 
     /// The item at `key`, decoded, if it is still live; otherwise `NotFound`.
-    async fn get_live<T>(
+    pub(super) async fn get_live<T>(
         &self,
         key: Item,
         decode: fn(&Item) -> StoreResult<T>,
@@ -239,7 +239,7 @@ impl DynamoMetadataStore {
 
     /// Replaces the item at `key` if it is live at version `expected`; a refusal is judged
     /// ([`judge`]) against what is stored.
-    async fn replace_item(&self, item: Item, key: Item, expected: u64, state: StateOf) -> StoreResult<()> {
+    pub(super) async fn replace_item(&self, item: Item, key: Item, expected: u64, state: StateOf) -> StoreResult<()> {
         let now = OffsetDateTime::now_utc();
         match self.put_conditional(item, version_condition(expected, now, false)).await? {
             Outcome::Written => Ok(()),

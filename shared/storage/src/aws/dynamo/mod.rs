@@ -22,12 +22,17 @@
 //! | `GSI1SK`           | S    | `{created}#{media_id}` (media records only)                                  |
 //! | `GSI2PK`           | S    | `MODEL#{model_id}#CATEGORY#{category}` (media records with a category only)  |
 //! | `GSI2SK`           | S    | `{created}#{media_id}` (media records with a category only)                  |
+//! | `GSI3PK`           | S    | `TRASH` (trashed media records only)                                         |
+//! | `GSI3SK`           | S    | `{purge_after}#{model_id}#{media_id}` (trashed media records only)           |
 //! | `index_keys`       | SS   | the `SK`s of the record's tag and gallery entries; absent when it has none   |
 //! | `version`          | N    | the record's version; writes are conditional on it                           |
 //! | `expires_at_epoch` | N    | unix seconds of `expires_at`, only when set (the TTL); on the entries too    |
 //!
 //! plus every field of the record as its own attribute (`serde_dynamo`). `GSI1` (`GSI1PK`,
-//! `GSI1SK`) and the sparse `GSI2` (`GSI2PK`, `GSI2SK`) project ALL.
+//! `GSI1SK`) and the sparse `GSI2` (`GSI2PK`, `GSI2SK`) and `GSI3` (`GSI3PK`, `GSI3SK`) project
+//! ALL. A trashed record (status `deleted`) keeps its GSI1 keys (the trash's listing) but has no
+//! GSI2 keys and no index entries, so no other listing sees it; it is in GSI3's `TRASH`
+//! partition, which the trash sweep reads by `purge_after` across models.
 //!
 //! Reads never scan and cost one call: a record is one GetItem, a batch (or a record with its
 //! model's fingerprints) one BatchGetItem, a listing one Query returning full records newest
@@ -43,12 +48,16 @@
 //! Jobs and idempotency records live in the same table, each in a partition of its own, listed
 //! through GSI1, GSI2 and GSI3 ([`jobs`]).
 //!
+//! Batches, their chunks and their item outcomes share a partition per batch, listed through
+//! GSI1, GSI2 and GSI3 ([`batches`]).
+//!
 //! Limits ([`bounds`]) and the cursor envelope ([`phoenix_domain::ports::cursor`]) are the
 //! domain's, as for every metadata adapter. The parts: [`table`] (the table as data, and its
 //! creation), [`codec`] (keys and items), [`query`] (which index serves a listing), [`cursor`]
 //! (positions in the envelope), [`conditions`] (condition expressions and transaction actions),
 //! [`client`] (calls, retries, errors), [`jobs`] (the job and idempotency stores).
 
+mod batches;
 mod client;
 mod codec;
 mod conditions;
@@ -69,8 +78,8 @@ use time::OffsetDateTime;
 
 use self::client::Outcome;
 use self::codec::{
-    FINGERPRINTS_SK, Item, decode_fingerprints, fingerprint_attribute, fingerprints_key, from_item, index_keys,
-    media_items, media_key, media_sk, pk, s, sort_key_of, table_key, tombstone_item, tombstone_key,
+    FINGERPRINTS_SK, Item, TRASH_PARTITION, decode_fingerprints, fingerprint_attribute, fingerprints_key, from_item,
+    media_items, media_key, media_sk, pk, s, sort_key_of, sortable, table_key, tombstone_item, tombstone_key,
 };
 use self::conditions::{check_stored, create_condition, raced, version_condition};
 use self::cursor::{check_cursor, decode_cursor, page_of};
@@ -173,14 +182,7 @@ impl MediaStore for DynamoMetadataStore {
         // Slow path: the record, its current entries and the removal of the stale ones, at once.
         // The version condition also guards the stored index keys read above: any write since
         // changed the version.
-        let wanted = index_keys(record)?;
-        let mut actions = vec![self.put_action(main, Some(version_condition(expected, now, false)))?];
-        for copy in copies {
-            actions.push(self.put_action(copy, None)?);
-        }
-        for stale in stored_keys.difference(&wanted) {
-            actions.push(self.delete_action(table_key(pk(model), stale.clone()), None)?);
-        }
+        let actions = self.update_actions(record, (main, copies), &stored_keys, expected, now)?;
         match self.transact(actions).await? {
             Outcome::Written => Ok(()),
             Outcome::Refused(stored) => {
@@ -192,6 +194,7 @@ impl MediaStore for DynamoMetadataStore {
 
     async fn list_media(&self, model: &ModelId, query: &MediaQuery) -> StoreResult<Page<MediaRecord>> {
         let limit = bounds::page_size(query.limit)?;
+        query.check()?;
         let listing = query.listing(model);
         let Some(range) = query.created_ms_range() else {
             // Nothing to read, but a cursor of another listing is refused all the same.
@@ -228,6 +231,29 @@ impl MediaStore for DynamoMetadataStore {
             .await
             .map_err(|e| classify("dynamodb Query", e))?;
         page_of(&output, &listing, from_item, |record, now| !record.is_expired(now))
+    }
+
+    async fn list_trash_due(&self, now: OffsetDateTime, limit: usize) -> StoreResult<Vec<MediaRecord>> {
+        let limit = bounds::page_size(limit)?;
+        // Every key of an instant at or before `now` sorts at or below `{now}#~` (model ids and
+        // media ids are below `~`).
+        let high = format!("{}#~", sortable(now)?);
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(table::GSI3)
+            .key_condition_expression("#pk = :pk AND #sk <= :high")
+            .expression_attribute_names("#pk", table::GSI3PK)
+            .expression_attribute_names("#sk", table::GSI3SK)
+            .expression_attribute_values(":pk", s(TRASH_PARTITION.to_owned()))
+            .expression_attribute_values(":high", s(high))
+            .scan_index_forward(true)
+            .limit(limit as i32)
+            .send()
+            .await
+            .map_err(|e| classify("dynamodb Query", e))?;
+        output.items().iter().map(from_item).collect()
     }
 }
 

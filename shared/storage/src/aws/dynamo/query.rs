@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use phoenix_domain::ports::{ListIndex, MediaQuery, StoreError, StoreResult};
-use phoenix_domain::{MediaId, ModelId};
+use phoenix_domain::{MediaId, MediaStatus, ModelId};
 use time::OffsetDateTime;
 
 use super::codec::{Item, SORTABLE_UTC, gallery_prefix, gsi1pk, gsi2pk, media_sk, pk, s, tag_prefix};
@@ -121,6 +121,12 @@ pub(super) fn filter_expression(
         values.insert(":tag".to_owned(), s(tag.as_str().to_owned()));
         clauses.push("contains(#metadata.#tags, :tag)");
     }
+    // The trash is in no listing but its own (`status = deleted`, on GSI1).
+    if query.status.is_none() {
+        names.insert("#status".to_owned(), "status".to_owned());
+        values.insert(":deleted".to_owned(), s(MediaStatus::Deleted.as_str().to_owned()));
+        clauses.push("#status <> :deleted");
+    }
     // A gallery always picks the gallery index (it is the most selective filter), so no item
     // carries an attribute to filter galleries by. Refuse rather than list too much, should
     // that order ever change (a bug here, not a bad request).
@@ -132,7 +138,7 @@ pub(super) fn filter_expression(
 
 #[cfg(test)]
 mod tests {
-    use phoenix_domain::{Category, GalleryId, MediaStatus, Tag};
+    use phoenix_domain::{Category, GalleryId, Tag};
 
     use super::*;
 
