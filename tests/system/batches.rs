@@ -406,3 +406,65 @@ async fn a_batch_delete_trashes_and_a_restore_batch_brings_everything_back() {
         );
     }
 }
+
+/// Figures for docs/performance.md (`bench/batches-load.sh` runs it in release): a 10,000-item
+/// batch's rate, and the same 1,000 changes as one batch and as 1,000 single PATCH requests.
+/// Prints; asserts only that the work was done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: bench/batches-load.sh runs it in release"]
+async fn throughput() {
+    let app = spawn_app().await;
+    let admin = app.admin_token();
+    let ids = seed(&app, "model-bench", 10_000).await;
+    let started = std::time::Instant::now();
+    let big: Value = submit(
+        &app,
+        &admin,
+        &json!({"model_id": "model-bench", "operation": "approve", "items": refs("model-bench", &ids)}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let big = wait_batch(&app, &admin, big["batch_id"].as_str().unwrap()).await;
+    let wall = started.elapsed().as_secs_f64();
+    assert_eq!(big["counts"]["applied"], 10_000);
+
+    let thousand = &ids[..1000];
+    let started = std::time::Instant::now();
+    let small: Value = submit(&app, &admin, &json!({
+        "model_id": "model-bench", "operation": "categorize", "params": {"category": "runway"}, "items": refs("model-bench", thousand)
+    }))
+    .await
+    .json()
+    .await
+    .unwrap();
+    let small = wait_batch(&app, &admin, small["batch_id"].as_str().unwrap()).await;
+    let batch_secs = started.elapsed().as_secs_f64();
+    assert_eq!(small["counts"]["applied"], 1000);
+
+    let started = std::time::Instant::now();
+    for id in thousand {
+        let patched = app
+            .client
+            .patch(format!("{}/v1/models/model-bench/media/{id}", app.url))
+            .bearer_auth(&admin)
+            .header("If-Match", "\"3\"")
+            .json(&json!({"category": "editorial"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(patched.status(), 200);
+    }
+    let patch_secs = started.elapsed().as_secs_f64();
+    println!("| figure | value |");
+    println!("|---|---|");
+    println!("| 10,000-item approve, submit to completed | {wall:.2} s, {:.0} items/s |", 10_000.0 / wall);
+    println!(
+        "| 10,000-item approve, as the batch reports (first to last chunk) | {} items/s |",
+        big["items_per_second"]
+    );
+    println!("| 1,000 changes as one batch (submit to completed) | {batch_secs:.2} s |");
+    println!("| the same 1,000 changes as 1,000 PATCH requests, one after another | {patch_secs:.2} s |");
+    println!("| batch vs PATCHes | {:.0}x faster |", patch_secs / batch_secs);
+}
