@@ -401,7 +401,7 @@ impl From<&QueueStatsReport> for QueueStatsView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RedriveView {
     pub lane: Priority,
-    /// Messages moved from the dead-letter queue back to the lane by this call (at most 500):
+    /// Messages moved from the dead-letter queue back to the lane by this call (at most 100):
     /// call again until it is 0.
     pub moved: u64,
 }
