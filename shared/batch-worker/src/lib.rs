@@ -146,21 +146,20 @@ impl BatchWorker {
             ChunkReport::Skipped(status) => {
                 info!(batch_id = %message.batch_id, chunk = message.chunk, status = status.as_str(), "chunk skipped");
             }
-            ChunkReport::Done { counts, finished } => {
+            ChunkReport::Done { counts, batch, ended } => {
                 info!(batch_id = %message.batch_id, chunk = message.chunk, applied = counts.applied, "chunk applied");
-                if let Ok(batch) = m.get_batch(&message.batch_id).await {
-                    let done = batch.counts.total();
-                    let before = done.saturating_sub(counts.total());
-                    if self.config.progress_every > 0
-                        && done / self.config.progress_every > before / self.config.progress_every
-                    {
-                        self.emit(BatchEventKind::Progress, &batch).await;
-                    }
+                // The batch as the chunk's tally left it: no second read.
+                let done = batch.counts.total();
+                let before = done.saturating_sub(counts.total());
+                if self.config.progress_every > 0
+                    && done / self.config.progress_every > before / self.config.progress_every
+                {
+                    self.emit(BatchEventKind::Progress, &batch).await;
                 }
-                if let Some(batch) = finished.as_deref() {
+                if ended {
                     let kind =
                         if batch.rollback_of.is_some() { BatchEventKind::RolledBack } else { BatchEventKind::Finished };
-                    self.emit(kind, batch).await;
+                    self.emit(kind, &batch).await;
                 }
             }
         }

@@ -16,8 +16,9 @@ use crate::ports::{BatchStore, Fingerprint, ItemWrite, LibraryStore, MediaStore,
 /// What handling a chunk did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChunkReport {
-    /// The chunk's items have their outcomes (these counts); `finished` when it was the last.
-    Done { counts: OutcomeCounts, finished: Option<Box<Batch>> },
+    /// The chunk's items have their outcomes (these counts); `batch` as tallied after it, and
+    /// `ended` when this chunk was the last to be counted.
+    Done { counts: OutcomeCounts, batch: Box<Batch>, ended: bool },
     /// The batch was cancelled (or ended) before this chunk: nothing applied.
     Skipped(BatchStatus),
 }
@@ -66,8 +67,8 @@ pub async fn process_chunk(
     }
     snapshot.counts = Some(counts);
     batches.put_chunk_counts(&snapshot).await?;
-    let finished = tally(batches, id).await?.map(Box::new);
-    Ok(ChunkReport::Done { counts, finished })
+    let (batch, ended) = tally(batches, id).await?;
+    Ok(ChunkReport::Done { counts, batch: Box::new(batch), ended })
 }
 
 async fn start(batches: &dyn BatchStore, mut batch: Batch) -> StoreResult<Batch> {
@@ -90,8 +91,9 @@ async fn start(batches: &dyn BatchStore, mut batch: Batch) -> StoreResult<Batch>
 }
 
 /// Sums the chunks' counts onto the batch; when every chunk is counted, the batch ends (and a
-/// rollback marks the batch it undid `rolled_back`). Returns the batch if this call ended it.
-pub async fn tally(batches: &dyn BatchStore, id: &crate::ids::BatchId) -> StoreResult<Option<Batch>> {
+/// rollback marks the batch it undid `rolled_back`). Returns the batch as it now stands, and
+/// whether this call ended it.
+pub async fn tally(batches: &dyn BatchStore, id: &crate::ids::BatchId) -> StoreResult<(Batch, bool)> {
     for _ in 0..8 {
         let mut batch = batches.get_batch(id).await?;
         let chunks = batches.list_chunks(id).await?;
@@ -99,7 +101,7 @@ pub async fn tally(batches: &dyn BatchStore, id: &crate::ids::BatchId) -> StoreR
         let counts = counted.iter().fold(OutcomeCounts::default(), |a, c| a.sum(c));
         let all = counted.len() as u32 == batch.chunks;
         if batch.counts == counts && batch.chunks_done == counted.len() as u32 && !(all && batch.status.is_active()) {
-            return Ok(None);
+            return Ok((batch, false));
         }
         let now = OffsetDateTime::now_utc();
         batch.counts = counts;
@@ -116,9 +118,9 @@ pub async fn tally(batches: &dyn BatchStore, id: &crate::ids::BatchId) -> StoreR
                 if let BatchOperation::Rollback { of } = &batch.operation {
                     mark_rolled_back(batches, of).await?;
                 }
-                return Ok(Some(batch));
+                return Ok((batch, true));
             }
-            Ok(()) => return Ok(None),
+            Ok(()) => return Ok((batch, false)),
             Err(StoreError::VersionConflict { .. }) => continue,
             Err(e) => return Err(e),
         }
