@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: starts a moto server (S3, DynamoDB, SQS, EventBridge, Lambda) on a free port, points the AWS SDK at
+# The test command: starts a moto server (S3, DynamoDB, SQS, EventBridge, Lambda, CloudFront, SSM) on a free port, points the AWS SDK at
 # it through the standard environment, and runs the workspace's tests. Extra arguments go to
 # `cargo test`, e.g. `infra/test.sh -p phoenix-storage --test conformance`; without -p/--package
 # every package of the workspace is tested. Missing build tools are installed first (require.sh),
@@ -23,7 +23,7 @@ echo "==> browser tests use $PHOENIX_CHROMIUM" >&2
 
 VENV="$ROOT/.venv-moto"
 # What the emulator needs; a venv made for another list is brought up to date.
-MOTO_REQUIREMENTS=("moto[s3,sqs,dynamodb,events,awslambda]==5.2.5" flask flask-cors)
+MOTO_REQUIREMENTS=("moto[s3,sqs,dynamodb,events,awslambda,cloudfront,ssm,cloudwatch]==5.2.5" flask flask-cors)
 if [ ! -x "$VENV/bin/moto_server" ] || [ "$(cat "$VENV/.requirements" 2>/dev/null)" != "${MOTO_REQUIREMENTS[*]}" ]; then
   echo "==> installing moto into $VENV" >&2
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"

@@ -216,6 +216,11 @@ async fn serve_page(photo: Vec<u8>) -> (String, mpsc::Receiver<Value>) {
 
 /// Headless Chromium on `url`, as root needs it (`--no-sandbox`), with a profile of its own.
 fn start_chromium(url: &str, profile: &std::path::Path) -> Child {
+    start_chromium_with(&[], url, profile)
+}
+
+/// [`start_chromium`] with `extra` arguments (a DevTools port, say).
+pub(crate) fn start_chromium_with(extra: &[&str], url: &str, profile: &std::path::Path) -> Child {
     let chromium = chromium();
     Command::new(&chromium)
         .args([
@@ -231,6 +236,7 @@ fn start_chromium(url: &str, profile: &std::path::Path) -> Child {
             "--disable-extensions",
             "--mute-audio",
         ])
+        .args(extra)
         .arg(format!("--user-data-dir={}", profile.join("profile").display()))
         .arg(url)
         .stdin(Stdio::null())
@@ -241,7 +247,7 @@ fn start_chromium(url: &str, profile: &std::path::Path) -> Child {
 }
 
 /// Asks Chromium to quit (SIGTERM, so it ends its own helper processes), then kills it.
-fn stop(mut child: Child) {
+pub(crate) fn stop(mut child: Child) {
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     for _ in 0..50 {
         if matches!(child.try_wait(), Ok(Some(_))) {

@@ -137,6 +137,7 @@ async fn upload_flow_on_the_aws_adapters() {
         trash: phoenix_domain::config::TrashSettings { purge_delay: Duration::ZERO, ..Default::default() },
         jobs: phoenix_api::JobSettings::default(),
         batches: Default::default(),
+        galleries: Default::default(),
     };
     let lanes_dir = tempfile::tempdir().unwrap();
     let ports = Ports {
@@ -145,6 +146,7 @@ async fn upload_flow_on_the_aws_adapters() {
         queue: queue.clone(),
         events: Arc::new(phoenix_storage::local::RecordingEventBus::in_memory()),
         lanes: Arc::new(phoenix_storage::local::LocalLanes::open(&lanes_dir.path().join("lanes.sqlite")).unwrap()),
+        cdn_metrics: None,
     };
     let router = phoenix_api::build(config, ports, AuthMode::ApiGateway);
     let processor = phoenix_ingest::build(phoenix_ingest::Config::default(), objects.clone(), metadata.clone());

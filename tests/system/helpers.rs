@@ -83,6 +83,7 @@ pub fn test_config(dir: &Path, limits: Limits) -> LocalConfig {
         lane_concurrency: [(Lane::High, 2), (Lane::Normal, 2)],
         reaper_interval: Duration::from_secs(1),
         cors_origin: Default::default(),
+        cdn_warm: false,
     }
 }
 

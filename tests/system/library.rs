@@ -298,8 +298,12 @@ async fn moderation_with_violations_and_gallery_withdrawal() {
     assert_eq!(rejected["status"], "rejected");
     assert_eq!(rejected["violations"][0]["code"], "missing_model_release");
     assert_eq!(rejected["violations"][0]["severity"], "high");
-    assert_eq!(rejected["galleries"], json!([{"gallery_id": "drafts", "published": false}]));
-    assert!(app.list_ids(&admin, "model-r", "gallery=summer-book").await.is_empty(), "withdrawn from the published");
+    // Withdrawn from the published gallery, still a member of both (an approval brings it back).
+    assert_eq!(
+        rejected["galleries"],
+        json!([{"gallery_id": "summer-book", "published": false}, {"gallery_id": "drafts", "published": false}])
+    );
+    assert_eq!(app.list_ids(&admin, "model-r", "gallery=summer-book").await, [media.as_str()]);
     assert_eq!(app.list_ids(&admin, "model-r", "gallery=drafts").await, [media.as_str()]);
     let detail: Value = app.get_media(&admin, "model-r", &media).await.json().await.unwrap();
     assert!(

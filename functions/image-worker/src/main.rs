@@ -23,5 +23,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         events: Arc::new(jobs.events),
         lanes: Arc::new(jobs.lanes),
     };
-    phoenix_image_worker::lambda::run(phoenix_image_worker::build(config, ports), retimer).await
+    // The rights sweep republishes galleries with derivative URLs as the API's publish makes them.
+    let mut media_base = phoenix_domain::config::env_or("PHOENIX_PUBLIC_MEDIA_BASE", String::new())?;
+    if media_base.is_empty()
+        && let Some(cdn) = phoenix_storage::aws::CdnSettings::load(&sdk).await?
+    {
+        media_base = cdn.base_url();
+    }
+    let worker = phoenix_image_worker::build(config, ports).with_media_base(media_base);
+    phoenix_image_worker::lambda::run(worker, retimer).await
 }

@@ -3,14 +3,30 @@
 
 use std::sync::Arc;
 
-use phoenix_api::{AuthMode, Config, Ports};
-use phoenix_storage::aws::{Deployment, JobsDeployment, sdk_config};
+use phoenix_api::{AuthMode, Config, DerivativeLinks, Ports};
+use phoenix_storage::aws::{
+    CdnSettings, CloudWatchCdnMetrics, Deployment, JobsDeployment, load_share_keys, sdk_config,
+};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
-    let config = Config::from_env()?;
+    let mut config = Config::from_env()?;
     let sdk = sdk_config().await;
+    // With a CDN, derivative links are its URLs (`https://{domain}/derived/…`), and the cache
+    // statistics read its CloudWatch metrics; without one, presigned GETs and the routes' own
+    // counts. Read once, here.
+    let cdn = CdnSettings::load(&sdk).await?;
+    if let Some(cdn) = &cdn {
+        config.links = DerivativeLinks::PublicBase(cdn.base_url());
+    }
+    let cdn_metrics = cdn.map(|cdn| {
+        Arc::new(CloudWatchCdnMetrics::new(&sdk, cdn.distribution_id)) as Arc<dyn phoenix_domain::ports::CdnMetrics>
+    });
+    // The share links' keys: the environment, or the SSM SecureString it names.
+    if config.galleries.share_keys.is_none() {
+        config.galleries.share_keys = load_share_keys(&sdk).await?;
+    }
     let deployment = Deployment::from_env(&sdk)?;
     // The API sends maintenance commands to the ingest queue: required here, optional for the worker.
     phoenix_domain::config::env_required("PHOENIX_INGEST_QUEUE_URL")?;
@@ -21,6 +37,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         queue: Arc::new(jobs.queue),
         events: Arc::new(jobs.events),
         lanes: Arc::new(jobs.lanes),
+        cdn_metrics,
     };
     phoenix_http::lambda::run(phoenix_api::build(config, ports, AuthMode::ApiGateway)).await
 }

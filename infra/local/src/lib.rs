@@ -17,7 +17,8 @@ use phoenix_domain::ports::LaneControl;
 use phoenix_domain::{MetadataStore, ObjectStore, Queue, QueueName, keys};
 use phoenix_http::cors::{AllowedOrigin, CorsPolicy};
 use phoenix_storage::local::{
-    LocalLanes, LocalMetadataStore, LocalObjectStore, LocalQueue, Notification, QueueSettings, RecordingEventBus,
+    LocalLanes, LocalMetadataStore, LocalObjectStore, LocalQueue, Notification, QueueSettings, RecordingCdn,
+    RecordingEventBus,
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -52,6 +53,9 @@ pub struct LocalConfig {
     /// The page origin the API and the object endpoint allow, as the template's `AllowedOrigin`
     /// does in AWS (`PHOENIX_CORS_ORIGIN`; any origin by default, as the template's default).
     pub cors_origin: AllowedOrigin,
+    /// Whether the publisher requests a republished document once from the local server
+    /// (`PHOENIX_CDN_WARM`, default false: there is no CDN locally).
+    pub cdn_warm: bool,
 }
 
 impl LocalConfig {
@@ -72,6 +76,7 @@ impl LocalConfig {
             ],
             reaper_interval: std::time::Duration::from_secs(env_or("PHOENIX_REAPER_INTERVAL_SECS", 15)?),
             cors_origin: AllowedOrigin::from_env()?,
+            cdn_warm: env_or("PHOENIX_CDN_WARM", false)?,
         })
     }
 }
@@ -138,6 +143,9 @@ pub struct RunningSystem {
     pub queue: Arc<dyn Queue>,
     /// Every lifecycle event published (also appended to `events.jsonl` in the data folder).
     pub events: Arc<RecordingEventBus>,
+    /// Every CDN invalidation the publisher asked for (also appended to `cdn.jsonl` in the data
+    /// folder).
+    pub cdn: Arc<RecordingCdn>,
     pub lanes: Arc<dyn LaneControl>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -186,10 +194,14 @@ pub async fn spawn(config: LocalConfig) -> anyhow::Result<RunningSystem> {
     // As the template's RedrivePolicy: a chunk is received at most 5 times.
     queues.push((QueueName::BATCHES, QueueSettings { max_receive: 5, dead_letter: Some(QueueName::BATCHES_DLQ) }));
     queues.push((QueueName::BATCHES_DLQ, dead_letter.clone()));
+    // As the template's RedrivePolicy: a republish request is received at most 10 times.
+    queues.push((QueueName::PUBLISH, QueueSettings { max_receive: 10, dead_letter: Some(QueueName::PUBLISH_DLQ) }));
+    queues.push((QueueName::PUBLISH_DLQ, dead_letter.clone()));
     let queues_path = config.data_dir.join("queues.sqlite");
     let queue = Arc::new(LocalQueue::open(&queues_path, queues)?);
     let lanes: Arc<dyn LaneControl> = Arc::new(LocalLanes::open(&queues_path)?);
     let events = Arc::new(RecordingEventBus::open(&config.data_dir.join("events.jsonl"))?);
+    let cdn = Arc::new(RecordingCdn::open(&config.data_dir.join("cdn.jsonl"))?);
     let metadata: Arc<dyn MetadataStore> =
         Arc::new(LocalMetadataStore::open(&config.data_dir.join("metadata.sqlite"))?);
     let object_store = LocalObjectStore::open(
@@ -211,8 +223,17 @@ pub async fn spawn(config: LocalConfig) -> anyhow::Result<RunningSystem> {
         queue: queue.clone(),
         events: events.clone(),
         lanes: lanes.clone(),
+        // No CDN locally: the cache statistics are the public routes' own counts.
+        cdn_metrics: None,
     };
-    let api = phoenix_api::Config { links: DerivativeLinks::PublicBase(base_url.clone()), ..config.api };
+    let mut api = phoenix_api::Config { links: DerivativeLinks::PublicBase(base_url.clone()), ..config.api };
+    if api.galleries.share_keys.is_none() {
+        api.galleries.share_keys = Some(local_share_keys(&config.data_dir)?);
+    }
+    let sweep_media_base = api.gallery_media_base();
+    // The publisher links derivatives exactly as the API's publish does, so a republish changes
+    // only what changed.
+    let publisher_config = phoenix_publisher::PublisherConfig { media_base: api.gallery_media_base() };
     let max_upload_bytes = api.limits.max_upload_bytes;
     // API Gateway answers CORS for the API in AWS, so the API itself does not: the local server
     // adds it here, from the same policy; the object endpoint answers with the bucket's rules.
@@ -223,7 +244,9 @@ pub async fn spawn(config: LocalConfig) -> anyhow::Result<RunningSystem> {
     // A delivery may take as long as a claim lasts: the queue hides it that long (as SQS's
     // visibility timeout does, at least the Lambda's timeout), then gives it to the next.
     let visibility = config.ingest.limits.processing_lease;
-    let processor = Arc::new(phoenix_ingest::build(config.ingest, objects.clone(), metadata.clone()));
+    let processor = Arc::new(
+        phoenix_ingest::build(config.ingest, objects.clone(), metadata.clone()).with_publish_queue(queue.clone()),
+    );
     let worker_ports = phoenix_image_worker::WorkerPorts {
         objects: objects.clone(),
         metadata: metadata.clone(),
@@ -232,14 +255,17 @@ pub async fn spawn(config: LocalConfig) -> anyhow::Result<RunningSystem> {
         lanes: lanes.clone(),
     };
     let job_lease = config.worker.jobs.lease;
-    let worker = Arc::new(phoenix_image_worker::build(config.worker, worker_ports));
+    let worker = Arc::new(phoenix_image_worker::build(config.worker, worker_ports).with_media_base(sweep_media_base));
 
     let (shutdown, mut stop) = watch::channel(false);
     let server = tokio::spawn(async move {
         let graceful = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(graceful).await {
+        if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(graceful)
+            .await
+        {
             tracing::error!(error = %e, "server stopped");
         }
     });
@@ -299,8 +325,41 @@ pub async fn spawn(config: LocalConfig) -> anyhow::Result<RunningSystem> {
         shutdown.subscribe(),
     )));
 
+    // The publisher, as the batch worker's Lambda runs it on the publish queue: batches of up to
+    // 10 (coalesced per gallery), invalidations recorded in `cdn.jsonl`. There is no CDN to
+    // warm locally: `PHOENIX_CDN_WARM=true` requests the document from the local server instead.
+    let warmer: Option<Arc<dyn phoenix_publisher::Warmer>> = match config.cdn_warm {
+        true => Some(Arc::new(phoenix_publisher::HttpWarmer::new(base_url.clone())?)),
+        false => None,
+    };
+    let publisher = Arc::new(phoenix_publisher::build(
+        publisher_config,
+        phoenix_publisher::PublisherPorts {
+            metadata: metadata.clone(),
+            objects: objects.clone(),
+            queue: queue.clone(),
+            cdn: cdn.clone(),
+            warmer,
+        },
+    ));
+    let settings = DrainSettings {
+        visibility: std::time::Duration::from_secs(120),
+        batch_size: phoenix_consumer::DEFAULT_BATCH_SIZE,
+        concurrency: 1,
+        in_flight: 1,
+        paused: None,
+    };
+    tasks.push(tokio::spawn(phoenix_consumer::drain(
+        queue.clone(),
+        QueueName::PUBLISH,
+        publisher,
+        settings,
+        shutdown.subscribe(),
+    )));
+
     Ok(RunningSystem {
         base_url,
+        cdn,
         data_dir: config.data_dir,
         auth,
         metadata,
@@ -326,7 +385,37 @@ impl PauseSwitch for LanePause {
     }
 }
 
-/// The reaper on a timer, as the template's schedule runs it in AWS.
+/// The share links' signing key when `PHOENIX_SHARE_KEYS` is unset: made once (32 bytes from
+/// the system's random source) and kept in `{data}/share-keys` (owner-only), so links survive
+/// restarts. Delete the file to end every link made with it.
+fn local_share_keys(data_dir: &std::path::Path) -> anyhow::Result<phoenix_domain::shares::ShareKeys> {
+    use base64::Engine;
+    use std::io::Read;
+    let path = data_dir.join("share-keys");
+    let raw = match std::fs::read_to_string(&path) {
+        Ok(raw) => raw,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| f.read_exact(&mut key))
+                .context("reading /dev/urandom for the share-link key")?;
+            let raw = format!("local1:{}", base64::engine::general_purpose::STANDARD.encode(key));
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            std::io::Write::write_all(
+                &mut options.open(&path).with_context(|| format!("creating {}", path.display()))?,
+                raw.as_bytes(),
+            )?;
+            raw
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    phoenix_domain::shares::ShareKeys::parse(&raw).with_context(|| format!("the share-link keys in {}", path.display()))
+}
+
+/// The reaper (and the rights sweep) on a timer, as the template's schedules run them in AWS.
 async fn reaper(
     worker: Arc<phoenix_image_worker::Worker>,
     every: std::time::Duration,
@@ -341,6 +430,12 @@ async fn reaper(
             Ok(report) if report != Default::default() => tracing::info!(?report, "reaper sweep"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "reaper sweep failed"),
+        }
+        // The rights sweep, as its own schedule runs it in AWS (`{"task":"rights_sweep"}`).
+        match worker.rights_sweep().await {
+            Ok(report) if report != Default::default() => tracing::info!(?report, "rights sweep"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "rights sweep failed"),
         }
     }
 }

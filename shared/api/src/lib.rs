@@ -12,7 +12,7 @@ use axum::routing::get;
 pub use phoenix_domain::batches::BatchLimits;
 use phoenix_domain::config::{ConfigError, TrashSettings};
 pub use phoenix_domain::jobs::JobSettings;
-use phoenix_domain::ports::{EventBus, LaneControl};
+use phoenix_domain::ports::{CdnMetrics, EventBus, LaneControl};
 use phoenix_domain::{Limits, MetadataStore, ObjectStore, Queue};
 pub use phoenix_http::{ApiError, AuthMode, Caller, DevClaims, Role};
 pub use phoenix_media_routes::DerivativeLinks;
@@ -31,6 +31,9 @@ pub struct Config {
     pub jobs: JobSettings,
     /// How many batches may be queued or running at once, per model and in all.
     pub batches: BatchLimits,
+    /// How published gallery documents link derivatives (`PHOENIX_PUBLIC_MEDIA_BASE`; when
+    /// empty and `links` is a public base, that base).
+    pub galleries: phoenix_gallery_routes::Config,
 }
 
 impl Config {
@@ -45,6 +48,7 @@ impl Config {
             trash: media.trash,
             jobs: JobSettings::from_env()?,
             batches: phoenix_batch_routes::Config::from_env()?.limits,
+            galleries: phoenix_gallery_routes::Config::from_env()?,
         })
     }
 
@@ -54,6 +58,22 @@ impl Config {
 
     fn batch_routes(&self) -> phoenix_batch_routes::Config {
         phoenix_batch_routes::Config { limits: self.batches }
+    }
+
+    /// What published documents put before a derivative's key ([`Self::gallery_routes`]): what
+    /// the publisher must use too, so that a republish changes only what changed.
+    pub fn gallery_media_base(&self) -> String {
+        self.gallery_routes().media_base
+    }
+
+    /// Published documents link derivatives under the configured base, else where the media
+    /// routes do when that is a public base (the local server), else relative to the page.
+    fn gallery_routes(&self) -> phoenix_gallery_routes::Config {
+        let mut config = self.galleries.clone();
+        if let (true, DerivativeLinks::PublicBase(base)) = (config.media_base.is_empty(), &self.links) {
+            config.media_base = base.clone();
+        }
+        config
     }
 
     fn job_routes(&self) -> phoenix_job_routes::Config {
@@ -70,6 +90,7 @@ impl Default for Config {
             trash: media.trash,
             jobs: JobSettings::default(),
             batches: BatchLimits::default(),
+            galleries: phoenix_gallery_routes::Config::default(),
         }
     }
 }
@@ -87,6 +108,8 @@ pub struct Ports {
     pub events: Arc<dyn EventBus>,
     /// Pauses and resumes the lanes' workers.
     pub lanes: Arc<dyn LaneControl>,
+    /// The CDN's CloudWatch figures for `GET /v1/cache/stats` (AWS); `None` without a CDN.
+    pub cdn_metrics: Option<Arc<dyn CdnMetrics>>,
 }
 
 /// The whole API on these ports, authenticating callers by `auth`.
@@ -102,6 +125,13 @@ pub fn build(config: Config, ports: Ports, auth: AuthMode) -> Router {
         queue: ports.queue.clone(),
         events: ports.events.clone(),
     };
+    let galleries = phoenix_gallery_routes::GalleryRoutePorts {
+        metadata: ports.metadata.clone(),
+        objects: ports.objects.clone(),
+        cache: Arc::new(phoenix_gallery_routes::PublicCache::default()),
+        queue: ports.queue.clone(),
+        cdn_metrics: ports.cdn_metrics.clone(),
+    };
     let jobs = phoenix_job_routes::JobPorts {
         objects: ports.objects,
         metadata: ports.metadata,
@@ -113,7 +143,8 @@ pub fn build(config: Config, ports: Ports, auth: AuthMode) -> Router {
         system
             .merge(phoenix_media_routes::routes(config.media(), media, auth.clone()))
             .merge(phoenix_job_routes::routes(config.job_routes(), jobs, auth.clone()))
-            .merge(phoenix_batch_routes::routes(config.batch_routes(), batches, auth)),
+            .merge(phoenix_batch_routes::routes(config.batch_routes(), batches, auth.clone()))
+            .merge(phoenix_gallery_routes::routes(config.gallery_routes(), galleries, auth)),
     )
 }
 

@@ -2,6 +2,7 @@
 //! checked-in copy; a test fails when they differ (regenerate with `UPDATE_OPENAPI=1 cargo test -p phoenix-api`).
 
 use phoenix_batch_routes::BatchesApi;
+use phoenix_gallery_routes::GalleriesApi;
 use phoenix_http::openapi::{BearerAuth, GatewayError, RefusedToken};
 use phoenix_job_routes::JobsApi;
 use phoenix_media_routes::MediaApi;
@@ -38,6 +39,7 @@ pub fn api() -> utoipa::openapi::OpenApi {
     doc.merge(MediaApi::openapi());
     doc.merge(JobsApi::openapi());
     doc.merge(BatchesApi::openapi());
+    doc.merge(GalleriesApi::openapi());
     doc
 }
 

@@ -31,6 +31,7 @@ async fn answer(event: &str, base_path: Option<&str>) -> axum::response::Respons
         queue: Arc::new(queue),
         events: Arc::new(RecordingEventBus::in_memory()),
         lanes: Arc::new(LocalLanes::open(&data.path().join("q.sqlite")).unwrap()),
+        cdn_metrics: None,
     };
     let router = phoenix_api::build(Config::default(), ports, AuthMode::ApiGateway);
     let request = lambda_http::request::from_str(event).expect("an API Gateway v2 event");

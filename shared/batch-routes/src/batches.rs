@@ -144,8 +144,12 @@ pub async fn submit_batch(
     let key = Key::from_headers(&headers, &caller.subject, &canonical)?;
     let ports = &state.ports;
     let submitter = submitter(&caller);
-    let submit_ports =
-        BatchPorts { batches: ports.metadata.as_ref(), media: ports.metadata.as_ref(), queue: ports.queue.as_ref() };
+    let submit_ports = BatchPorts {
+        batches: ports.metadata.as_ref(),
+        media: ports.metadata.as_ref(),
+        galleries: ports.metadata.as_ref(),
+        queue: ports.queue.as_ref(),
+    };
     let now = OffsetDateTime::now_utc();
     let submit = |id: BatchId| batches::submit(submit_ports, state.config.limits, &submitter, request.clone(), id, now);
 

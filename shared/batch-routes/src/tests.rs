@@ -223,6 +223,7 @@ impl App {
                         tags: vec![],
                         usage_rights_expires_at: None,
                         trashed: None,
+                        gallery: None,
                     }),
                     written_version: (*outcome == ItemOutcome::Applied).then_some(2),
                     predicted: false,
@@ -384,7 +385,7 @@ async fn a_bad_submission_names_what_is_wrong() {
         ),
         (
             json!({"model_id": "m1", "operation": "add_to_gallery", "params": {"gallery_id": "g1"}, "filter": {}}),
-            "operation",
+            "params.gallery_id",
         ),
     ];
     for (body, field) in cases {

@@ -49,8 +49,8 @@ pub struct SubmitBatchBody {
     /// `approve` (params `{note?}`, admins only), `reject` (`{violations: [{code, severity, note?}], note?}`,
     /// admins only), `categorize` (`{category}`; `null` clears it), `tag` (`{add?, remove?}`),
     /// `set_usage_rights` (`{expires_at}`, RFC 3339; `null` clears it), `delete` (to the trash),
-    /// `restore` (from the trash). `add_to_gallery` and `remove_from_gallery` are refused until
-    /// this deployment has galleries.
+    /// `restore` (from the trash), `add_to_gallery` and `remove_from_gallery` (`{gallery_id}`, a
+    /// gallery of `model_id`).
     #[schema(example = "tag")]
     pub operation: String,
     /// The operation's parameters (see `operation`); an object, or absent when it takes none.

@@ -107,7 +107,7 @@ impl MessageHandler for BatchWorker {
                     Err(e) => return self.dead_letter(&body, &e.to_string()).await,
                 };
                 let m = self.ports.metadata.as_ref();
-                let ports = BatchPorts { batches: m, media: m, queue: self.ports.queue.as_ref() };
+                let ports = BatchPorts { batches: m, media: m, galleries: m, queue: self.ports.queue.as_ref() };
                 let now = OffsetDateTime::now_utc();
                 match submit(ports, self.config.limits, &submitter, request, BatchId::new(), now).await {
                     Ok(batch) => {
@@ -130,13 +130,21 @@ impl MessageHandler for BatchWorker {
 impl BatchWorker {
     async fn chunk(&self, message: ChunkMessage) -> Result<(), Failure> {
         let m = self.ports.metadata.as_ref();
-        let report = process_chunk(m, m, &message.batch_id, message.chunk, self.config.trash_grace).await.map_err(
-            |e| match e {
-                // The batch expired (TTL) or was never written: nothing to apply.
-                StoreError::NotFound => Failure::permanent(anyhow::anyhow!("no batch {} (expired?)", message.batch_id)),
-                other => store_failure(other),
-            },
-        )?;
+        let report = process_chunk(
+            m,
+            m,
+            m,
+            self.ports.queue.as_ref(),
+            &message.batch_id,
+            message.chunk,
+            self.config.trash_grace,
+        )
+        .await
+        .map_err(|e| match e {
+            // The batch expired (TTL) or was never written: nothing to apply.
+            StoreError::NotFound => Failure::permanent(anyhow::anyhow!("no batch {} (expired?)", message.batch_id)),
+            other => store_failure(other),
+        })?;
         if self.config.crash_after_apply && self.crashed_once.lock().unwrap().insert((message.batch_id, message.chunk))
         {
             warn!(batch_id = %message.batch_id, chunk = message.chunk, "test switch: failing after the chunk was applied");

@@ -72,4 +72,31 @@ pub trait MessageHandler: Send + Sync {
     fn decode(&self, body: &str) -> Result<Self::Message, Failure>;
 
     async fn handle(&self, message: Self::Message, delivery: &Delivery) -> Result<(), Failure>;
+
+    /// Handles the decoded messages of one batch and returns one result per message. By
+    /// default each is handled on its own ([`MessageHandler::handle`]), up to `concurrency` at
+    /// once, each in a `message` span carrying its id. A handler whose messages coalesce
+    /// (several asking for the same piece of work) overrides it to do that work once.
+    async fn handle_batch(
+        &self,
+        messages: Vec<(Self::Message, Delivery)>,
+        concurrency: usize,
+    ) -> Vec<(Delivery, Result<(), Failure>)> {
+        use futures::StreamExt;
+        use tracing::Instrument;
+        futures::stream::iter(messages)
+            .map(|(message, delivery)| async move {
+                let span = message_span(&delivery);
+                let result = self.handle(message, &delivery).instrument(span).await;
+                (delivery, result)
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await
+    }
+}
+
+/// The span a message is handled and reported in.
+pub fn message_span(delivery: &Delivery) -> tracing::Span {
+    tracing::info_span!("message", message_id = %delivery.message_id, receive_count = delivery.receive_count)
 }

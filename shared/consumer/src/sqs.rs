@@ -1,10 +1,9 @@
 //! The SQS side: a batch in, partial batch failures out; the Lambda loop around it.
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use futures::StreamExt;
 use lambda_runtime::{LambdaEvent, service_fn};
 use phoenix_domain::ports::ReceivedMessage;
-use tracing::{Instrument, error, info_span, warn};
+use tracing::{error, warn};
 
 use crate::{Delivery, Failure, MessageHandler};
 
@@ -90,41 +89,40 @@ pub async fn handle_sqs_batch<H: MessageHandler>(handler: &H, event: SqsEvent, c
 
 /// The messages of `event` that failed, each with the time before which it cannot succeed when
 /// the handler knows one ([`Failure::Later`]); what [`handle_sqs_batch`] reports, in detail.
+/// Each record is decoded on its own; the decoded ones go to the handler's
+/// [`MessageHandler::handle_batch`] together (by default: each handled on its own, `concurrency`
+/// at once).
 pub(crate) async fn failed_messages<H: MessageHandler>(
     handler: &H,
     event: SqsEvent,
     concurrency: usize,
 ) -> Vec<(String, Option<std::time::Duration>)> {
-    futures::stream::iter(event.records)
-        .map(|record| handle_record(handler, record))
-        .buffer_unordered(concurrency.max(1))
-        .filter_map(|failed| async move { failed })
-        .collect()
-        .await
+    let mut failed = Vec::new();
+    let mut decoded = Vec::with_capacity(event.records.len());
+    for record in event.records {
+        let delivery = Delivery {
+            message_id: record.message_id.clone().unwrap_or_default(),
+            receive_count: record.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()).unwrap_or(1),
+        };
+        // A body that does not decode never will, whatever the handler calls it.
+        match handler.decode(record.body.as_deref().unwrap_or_default()) {
+            Ok(message) => decoded.push((message, delivery)),
+            Err(Failure::Transient(e) | Failure::Permanent(e) | Failure::Later { reason: e, .. }) => {
+                failed.extend(report(delivery, Err(Failure::Permanent(e.context("undecodable message")))));
+            }
+        }
+    }
+    if !decoded.is_empty() {
+        for (delivery, result) in handler.handle_batch(decoded, concurrency.max(1)).await {
+            failed.extend(report(delivery, result));
+        }
+    }
+    failed
 }
 
-/// `Some((message_id, not before))` when the message failed.
-async fn handle_record<H: MessageHandler>(
-    handler: &H,
-    record: SqsMessage,
-) -> Option<(String, Option<std::time::Duration>)> {
-    let delivery = Delivery {
-        message_id: record.message_id.clone().unwrap_or_default(),
-        receive_count: record.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()).unwrap_or(1),
-    };
-    let span = info_span!("message", message_id = %delivery.message_id, receive_count = delivery.receive_count);
-    let result = async {
-        let body = record.body.as_deref().unwrap_or_default();
-        // A body that does not decode never will, whatever the handler calls it.
-        let message = handler.decode(body).map_err(|f| match f {
-            Failure::Transient(e) | Failure::Permanent(e) | Failure::Later { reason: e, .. } => {
-                Failure::Permanent(e.context("undecodable message"))
-            }
-        })?;
-        handler.handle(message, &delivery).await
-    }
-    .instrument(span.clone())
-    .await;
+/// Logs a message's result in its `message` span; `Some((message_id, not before))` when it failed.
+fn report(delivery: Delivery, result: Result<(), Failure>) -> Option<(String, Option<std::time::Duration>)> {
+    let span = crate::message_span(&delivery);
     let _entered = span.enter();
     match result {
         Ok(()) => None,

@@ -23,10 +23,62 @@ pub enum IdError {
         "batch_id must be a ULID in its canonical form: 26 characters of 0-9 and lower-case a-z without i, l, o, u"
     )]
     BadBatchId,
+    #[error("link_id must be a ULID in its canonical form: 26 characters of 0-9 and lower-case a-z without i, l, o, u")]
+    BadShareLinkId,
 }
 
 fn is_id_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '-' || c == '_'
+}
+
+/// The impls every ULID-backed id shares: `new` (ids made in one millisecond keep their order,
+/// as [`MediaId::new`]'s do, so "newest first" holds), `created_at`, `parse` of the canonical
+/// lower-case form (else `$error`), `Display`, and serde as that string.
+macro_rules! ulid_id {
+    ($id:ident, $error:ident) => {
+        impl $id {
+            pub fn new() -> Self {
+                Self(MediaId::new().0)
+            }
+
+            pub fn created_at(&self) -> time::OffsetDateTime {
+                time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0.timestamp_ms()) * 1_000_000)
+                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+            }
+
+            pub fn parse(raw: &str) -> Result<Self, IdError> {
+                if raw.len() != 26 || raw.chars().any(|c| c.is_ascii_uppercase()) {
+                    return Err(IdError::$error);
+                }
+                ulid::Ulid::from_string(raw).map(Self).map_err(|_| IdError::$error)
+            }
+        }
+
+        impl Default for $id {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $id {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0.to_string().to_ascii_lowercase())
+            }
+        }
+
+        impl Serialize for $id {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $id {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(d)?;
+                Self::parse(&raw).map_err(serde::de::Error::custom)
+            }
+        }
+    };
 }
 
 /// A model (tenant) identifier, as carried in `custom:model_id` and in every path.
@@ -133,14 +185,9 @@ impl<'de> Deserialize<'de> for MediaId {
 /// submission time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct JobId(ulid::Ulid);
+ulid_id!(JobId, BadJobId);
 
 impl JobId {
-    /// A fresh id; ids made in one millisecond keep their order (as [`MediaId::new`]'s do), so
-    /// "newest first" holds.
-    pub fn new() -> Self {
-        Self(MediaId::new().0)
-    }
-
     /// The id of `parent`'s child for one media: the same every time it is asked for, so a
     /// fan-out that is interrupted and resumed never makes a second child for a media. It sorts
     /// with its parent (the parent's timestamp, then a digest of the media id).
@@ -151,93 +198,18 @@ impl JobId {
         random[6..].copy_from_slice(&digest[..10]);
         Self(ulid::Ulid::from_parts(parent.0.timestamp_ms(), u128::from_be_bytes(random)))
     }
-
-    pub fn created_at(&self) -> time::OffsetDateTime {
-        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0.timestamp_ms()) * 1_000_000)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-    }
-
-    pub fn parse(raw: &str) -> Result<Self, IdError> {
-        if raw.len() != 26 || raw.chars().any(|c| c.is_ascii_uppercase()) {
-            return Err(IdError::BadJobId);
-        }
-        ulid::Ulid::from_string(raw).map(Self).map_err(|_| IdError::BadJobId)
-    }
-}
-
-impl Default for JobId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for JobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.to_string().to_ascii_lowercase())
-    }
-}
-
-impl Serialize for JobId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for JobId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
-        Self::parse(&raw).map_err(serde::de::Error::custom)
-    }
 }
 
 /// A batch's identifier: a ULID (lower case, like [`MediaId`]), so a model's batches sort by
 /// submission time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BatchId(ulid::Ulid);
+ulid_id!(BatchId, BadBatchId);
 
-impl BatchId {
-    /// A fresh id; ids made in one millisecond keep their order.
-    pub fn new() -> Self {
-        Self(MediaId::new().0)
-    }
-
-    pub fn created_at(&self) -> time::OffsetDateTime {
-        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0.timestamp_ms()) * 1_000_000)
-            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
-    }
-
-    pub fn parse(raw: &str) -> Result<Self, IdError> {
-        if raw.len() != 26 || raw.chars().any(|c| c.is_ascii_uppercase()) {
-            return Err(IdError::BadBatchId);
-        }
-        ulid::Ulid::from_string(raw).map(Self).map_err(|_| IdError::BadBatchId)
-    }
-}
-
-impl Default for BatchId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for BatchId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0.to_string().to_ascii_lowercase())
-    }
-}
-
-impl Serialize for BatchId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for BatchId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
-        Self::parse(&raw).map_err(serde::de::Error::custom)
-    }
-}
+/// A share link's identifier: a ULID (lower case), so a gallery's links sort by creation time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShareLinkId(ulid::Ulid);
+ulid_id!(ShareLinkId, BadShareLinkId);
 
 /// A key in the object store. Segments are non-empty, never `.` or `..`, and free of control
 /// characters and backslashes, so a key maps safely onto a file path.

@@ -91,6 +91,25 @@ pub fn derived_from_path(rest: &str) -> Option<ObjectKey> {
     ObjectKey::parse(&format!("{DERIVED_PREFIX}{rest}")).ok()
 }
 
+/// Published gallery documents and their pointers, `published/galleries/{gallery_id}/…`: read by
+/// the API's public routes (not served from the bucket).
+pub const PUBLISHED_PREFIX: &str = "published/";
+
+/// Everything one gallery published: its versions and its pointer.
+pub fn published_prefix(gallery: &crate::ids::GalleryId) -> String {
+    format!("{PUBLISHED_PREFIX}galleries/{gallery}/")
+}
+
+/// A published version of a gallery: immutable once written (each publish takes a new number).
+pub fn published_document(gallery: &crate::ids::GalleryId, version: u32) -> ObjectKey {
+    ObjectKey::trusted(format!("{}v{version}.json", published_prefix(gallery)))
+}
+
+/// The small object naming the version of a gallery the public reads.
+pub fn published_pointer(gallery: &crate::ids::GalleryId) -> ObjectKey {
+    ObjectKey::trusted(format!("{}current.json", published_prefix(gallery)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 
 pub mod batches;
 pub mod config;
+pub mod galleries;
 pub mod ids;
 pub mod jobs;
 pub mod keys;
@@ -11,10 +12,13 @@ pub mod library;
 pub mod media;
 pub mod messages;
 pub mod ports;
+pub mod shares;
 pub mod watermarks;
 
 pub use config::Limits;
-pub use ids::{BatchId, Category, GalleryId, IdError, JobId, MediaId, ModelId, ObjectKey, Tag, WatermarkName};
+pub use ids::{
+    BatchId, Category, GalleryId, IdError, JobId, MediaId, ModelId, ObjectKey, ShareLinkId, Tag, WatermarkName,
+};
 pub use media::{
     Credit, Derivative, FocalPoint, GalleryLink, GpsPosition, HistoryEntry, MediaError, MediaMetadata, MediaRecord,
     MediaStatus, Rejection, Review, ReviewDecision, Severity, SourceInfo, Violation,

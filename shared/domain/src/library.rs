@@ -184,7 +184,8 @@ pub struct ReviewOutcome {
 /// Moves a record through moderation. Approve applies to `pending_review` and (a change of
 /// mind) `rejected` media whose file was processed; reject applies to `pending_review`,
 /// `rejected` (new violations) and `approved` media, and takes a rejected media out of every
-/// published gallery. Uploads still in flight cannot be reviewed.
+/// published gallery (its links stay, unpublished: the galleries still hold it, and an approval
+/// republishes them with it). Uploads still in flight cannot be reviewed.
 pub fn apply_review(
     record: &mut MediaRecord,
     request: ReviewRequest,
@@ -243,10 +244,12 @@ pub fn apply_review(
                     status.as_str()
                 )));
             }
-            let (published, kept): (Vec<_>, Vec<_>) =
-                std::mem::take(&mut record.galleries).into_iter().partition(|g| g.published);
-            record.galleries = kept;
-            outcome.withdrawn_from = published.into_iter().map(|g| g.gallery_id).collect();
+            // The galleries keep holding it (they leave it out of their documents while it is
+            // not approved), so its links stay, unpublished: an approval finds them again.
+            for link in record.galleries.iter_mut().filter(|g| g.published) {
+                link.published = false;
+                outcome.withdrawn_from.push(link.gallery_id.clone());
+            }
             record.status = MediaStatus::Rejected;
             let codes: Vec<&str> = violations.iter().map(|v| v.code.as_str()).collect();
             let mut summary = format!("rejected: {}", codes.join(", "));
@@ -412,7 +415,8 @@ mod tests {
         };
         let outcome = apply_review(&mut r, reject, "boss", now).unwrap();
         assert_eq!(outcome.withdrawn_from, [GalleryId::parse("pub").unwrap()]);
-        assert_eq!(r.galleries.len(), 1);
+        assert_eq!(r.galleries.len(), 2, "still a member of both");
+        assert!(r.galleries.iter().all(|g| !g.published), "shown by neither");
         assert_eq!(r.status, MediaStatus::Rejected);
         assert_eq!(r.review.as_ref().unwrap().violations[0].code, "rights");
         assert!(r.history[0].summary.contains("withdrawn from published galleries pub"));

@@ -16,13 +16,24 @@ impl PathPrefix {
     }
 }
 
+/// The address API Gateway saw the request come from (`requestContext.http.sourceIp`): the
+/// client's, or CloudFront's when the request came through the CDN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceIp(pub String);
+
 /// Removes what API Gateway puts in front of the routes: a named stage (never `$default`), then
-/// `base_path` (an API mapping key of a custom domain, e.g. `media`), when the path starts with them.
+/// `base_path` (an API mapping key of a custom domain, e.g. `media`), when the path starts with them;
+/// and keeps the request's [`SourceIp`].
 pub fn route_path(mut request: Request, base_path: Option<&str>) -> Request {
-    let stage = match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.stage.clone().filter(|s| s != "$default"),
-        _ => None,
+    let (stage, source_ip) = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => {
+            (ctx.stage.clone().filter(|s| s != "$default"), ctx.http.source_ip.clone())
+        }
+        _ => (None, None),
     };
+    if let Some(ip) = source_ip.filter(|ip| !ip.is_empty()) {
+        request.extensions_mut().insert(SourceIp(ip));
+    }
     let mut path = request.uri().path().to_owned();
     for prefix in
         [stage.as_deref(), base_path.map(|p| p.trim_matches('/')).filter(|p| !p.is_empty())].into_iter().flatten()

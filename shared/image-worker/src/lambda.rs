@@ -1,6 +1,6 @@
 //! The worker as a Lambda function: SQS batches from the lanes (partial batch failures; a backoff
-//! sets the failed message's visibility) and the reaper's schedule (`{"task": "reap"}`) arrive
-//! at the same function.
+//! sets the failed message's visibility), the reaper's schedule (`{"task": "reap"}`) and the
+//! rights sweep's (`{"task": "rights_sweep"}`) arrive at the same function.
 
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -19,6 +19,11 @@ pub async fn run(worker: Worker, retimer: Retimer) -> Result<(), lambda_runtime:
             let report = worker.reap().await.map_err(|e| lambda_runtime::Error::from(e.to_string()))?;
             tracing::info!(?report, "reaper sweep");
             return Ok::<Value, lambda_runtime::Error>(serde_json::to_value(report)?);
+        }
+        if payload.get("task").and_then(Value::as_str) == Some("rights_sweep") {
+            let report = worker.rights_sweep().await.map_err(|e| lambda_runtime::Error::from(e.to_string()))?;
+            tracing::info!(?report, "rights sweep");
+            return Ok(serde_json::to_value(report)?);
         }
         let event: SqsEvent = serde_json::from_value(payload)?;
         let response = handle_sqs_batch_retimed(worker, event, 1, retimer).await;

@@ -68,16 +68,21 @@ pub struct Worker {
     settings: JobSettings,
     trash: TrashSettings,
     cpu: Arc<Semaphore>,
+    /// What republished gallery documents put before a derivative's key, as the API's publish
+    /// (the rights sweep); empty: relative URLs.
+    media_base: String,
 }
 
 /// The worker, wired: what the Lambda's `main`, the local server and the tests call.
 pub fn build(config: WorkerConfig, ports: WorkerPorts) -> Worker {
-    let processor = phoenix_ingest::build(config.imaging, ports.objects.clone(), ports.metadata.clone());
+    let processor = phoenix_ingest::build(config.imaging, ports.objects.clone(), ports.metadata.clone())
+        .with_publish_queue(ports.queue.clone());
     Worker {
         processor,
         settings: config.jobs,
         trash: config.trash,
         cpu: Arc::new(Semaphore::new(config.cpu_permits.max(1))),
+        media_base: String::new(),
         ports,
     }
 }
@@ -85,6 +90,28 @@ pub fn build(config: WorkerConfig, ports: WorkerPorts) -> Worker {
 impl Worker {
     pub fn settings(&self) -> &JobSettings {
         &self.settings
+    }
+
+    /// Republished galleries link derivatives under `base`, as the API's publish does
+    /// (`PHOENIX_PUBLIC_MEDIA_BASE` in AWS; the local server's URL locally).
+    pub fn with_media_base(mut self, base: impl Into<String>) -> Self {
+        self.media_base = base.into();
+        self
+    }
+
+    /// The rights sweep (its schedule, every minute): republishes the galleries showing media
+    /// whose usage rights have expired, and asks the publish queue to invalidate their CDN paths.
+    pub async fn rights_sweep(
+        &self,
+    ) -> Result<phoenix_domain::galleries::rights::RightsSweep, phoenix_domain::StoreError> {
+        let p = &self.ports;
+        let ports = phoenix_domain::galleries::GalleryPorts {
+            galleries: p.metadata.as_ref(),
+            media: p.metadata.as_ref(),
+            objects: p.objects.as_ref(),
+        };
+        let now = time::OffsetDateTime::now_utc();
+        phoenix_domain::galleries::rights::sweep(ports, Some(p.queue.as_ref()), &self.media_base, now).await
     }
 
     /// One sweep of the reaper: jobs whose lease lapsed are re-queued or failed, lost messages

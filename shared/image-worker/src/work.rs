@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use phoenix_domain::galleries::republish::{self, Reason};
 use phoenix_domain::jobs::{FlipAxis, Job, JobResult, Operation};
 use phoenix_domain::media::{AppliedWatermark, NewVersion, VersionOrigin};
 use phoenix_domain::ports::PutOptions;
@@ -258,6 +259,8 @@ impl Worker {
             record.updated_at = now;
             match self.ports.metadata.update_media(&record).await {
                 Ok(()) => {
+                    // Galleries showing the media show the new version after their republish.
+                    republish::request(self.ports.queue.as_ref(), None, &record, Reason::Version).await;
                     for key in unused {
                         if let Err(e) = self.ports.objects.delete(&key).await {
                             warn!(key = %key, error = %e, "could not delete an object of a dropped version");

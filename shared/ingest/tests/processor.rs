@@ -460,3 +460,41 @@ async fn a_media_moved_to_the_trash_while_processing_stays_there_and_is_not_proc
     assert!(f.objects.head(&record.original_key).await.is_ok(), "the original stays until the purge");
     assert_eq!(f.metadata.get_media(&model, &media).await.unwrap(), record);
 }
+
+#[tokio::test]
+async fn a_regeneration_asks_the_galleries_showing_the_media_to_republish() {
+    use phoenix_domain::galleries::republish::{Reason, RepublishMessage};
+    use phoenix_domain::ports::{Queue, QueueName};
+    use phoenix_storage::local::{LocalQueue, QueueSettings};
+
+    let f = fixture();
+    let settings = QueueSettings { max_receive: 3, dead_letter: None };
+    let queue =
+        Arc::new(LocalQueue::open(&f._dir.path().join("q.sqlite"), vec![(QueueName::PUBLISH, settings)]).unwrap());
+    let processor = phoenix_ingest::build(Config::default(), f.objects.clone(), f.metadata.clone())
+        .with_publish_queue(queue.clone());
+    let (model, media, body) = uploaded(&f, "m-regen", photo("photos/grayscale.jpg")).await;
+    processor.handle_message(&body).await.unwrap();
+    let mut record = f.metadata.get_media(&model, &media).await.unwrap();
+    record.galleries = vec![phoenix_domain::media::GalleryLink {
+        gallery_id: phoenix_domain::GalleryId::parse("shown-here").unwrap(),
+        published: true,
+    }];
+    record.version += 1;
+    f.metadata.update_media(&record).await.unwrap();
+    assert_eq!(queue.depth(&QueueName::PUBLISH).await.unwrap(), 0, "processing asked nothing");
+
+    let outcome = processor.regenerate(&model, &media, &["small".to_owned()]).await.unwrap();
+    assert!(matches!(outcome, Outcome::Regenerated(_)), "{outcome:?}");
+    let received = queue
+        .receive(&QueueName::PUBLISH, 10, std::time::Duration::from_secs(30), std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    let messages: Vec<RepublishMessage> = received.iter().map(|m| RepublishMessage::parse(&m.body).unwrap()).collect();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!((messages[0].gallery_id.as_str(), messages[0].reason), ("shown-here", Reason::Version));
+
+    // Up to date: no new keys, nothing asked.
+    assert_eq!(processor.regenerate(&model, &media, &[]).await.unwrap(), Outcome::UpToDate);
+    assert_eq!(queue.depth(&QueueName::PUBLISH).await.unwrap(), 1, "only the one, in flight");
+}

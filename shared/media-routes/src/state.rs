@@ -11,7 +11,7 @@ use phoenix_http::{ApiError, AuthMode};
 /// How derivative URLs are made for clients.
 #[derive(Debug, Clone)]
 pub enum DerivativeLinks {
-    /// Served publicly under this base URL (the local server; later, the CDN).
+    /// Served publicly under this base URL (the local server; the CDN in AWS, `PHOENIX_CDN_*`).
     PublicBase(String),
     /// Presigned GETs against the object store, valid this long.
     Presigned(Duration),

@@ -1,250 +1,48 @@
-//! The versions routes through HTTP, behind the API's common layers, on an in-memory store of one
-//! model's media (the ports these routes do not touch are unreachable).
+//! The versions routes through HTTP, behind the API's common layers, on the local adapters in a
+//! temporary folder.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use bytes::Bytes;
-use phoenix_domain::batches::{Batch, BatchChunk, BatchItem, BatchStatus, ItemOutcome};
-use phoenix_domain::jobs::{Job, JobStatus};
 use phoenix_domain::media::{NewVersion, VersionOrigin};
-use phoenix_domain::ports::{
-    Fingerprint, FingerprintStore, IdempotencyRecord, IdempotencyStore, JobQuery, JobStore, ListPage, MediaQuery,
-    MediaStore, ObjectInfo, ObjectStore, Page, PresignedRequest, Presigner, PutOptions, Queue, QueueName, QueueStats,
-    ReceivedMessage, StoreError, StoreResult, TombstoneStore,
-};
-use phoenix_domain::{BatchId, JobId, MediaId, MediaRecord, MediaStatus, ModelId, ObjectKey};
+use phoenix_domain::ports::{MediaStore, QueueName};
+use phoenix_domain::{JobId, MediaId, MediaRecord, MediaStatus, ModelId, ObjectKey};
 use phoenix_http::{AuthMode, DevClaims};
+use phoenix_storage::local::{LocalMetadataStore, LocalObjectStore, LocalQueue, QueueSettings};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tower::ServiceExt;
 
 use crate::{Config, DerivativeLinks, MediaPorts, routes};
 
-/// Media records with conditional writes; objects only deleted (a restore's dropped versions).
-#[derive(Default)]
-struct Store {
-    media: Mutex<BTreeMap<MediaId, MediaRecord>>,
-    deleted: Mutex<Vec<String>>,
-}
-
-#[async_trait]
-impl MediaStore for Store {
-    async fn create_media(&self, _: &MediaRecord) -> StoreResult<()> {
-        unreachable!()
-    }
-    async fn get_media(&self, model: &ModelId, media: &MediaId) -> StoreResult<MediaRecord> {
-        self.media.lock().unwrap().get(media).filter(|r| &r.model_id == model).cloned().ok_or(StoreError::NotFound)
-    }
-    async fn batch_get_media(&self, _: &[(ModelId, MediaId)]) -> StoreResult<Vec<MediaRecord>> {
-        unreachable!()
-    }
-    async fn update_media(&self, record: &MediaRecord) -> StoreResult<()> {
-        let mut media = self.media.lock().unwrap();
-        match media.get(&record.media_id).map(|r| r.version) {
-            None => Err(StoreError::NotFound),
-            Some(v) if v + 1 != record.version => Err(StoreError::VersionConflict { current: Some(v) }),
-            Some(_) => {
-                media.insert(record.media_id, record.clone());
-                Ok(())
-            }
-        }
-    }
-    async fn list_media(&self, _: &ModelId, _: &MediaQuery) -> StoreResult<Page<MediaRecord>> {
-        unreachable!()
-    }
-    async fn list_trash_due(&self, _: time::OffsetDateTime, _: usize) -> StoreResult<Vec<MediaRecord>> {
-        unreachable!()
-    }
-}
-
-#[async_trait]
-impl FingerprintStore for Store {
-    async fn get_media_with_fingerprints(
-        &self,
-        model: &ModelId,
-        media: &MediaId,
-    ) -> StoreResult<(MediaRecord, Vec<Fingerprint>)> {
-        Ok((self.get_media(model, media).await?, Vec::new()))
-    }
-    async fn put_fingerprint(&self, _: &ModelId, _: &Fingerprint) -> StoreResult<()> {
-        unreachable!()
-    }
-    async fn remove_fingerprint(&self, _: &ModelId, _: &MediaId) -> StoreResult<()> {
-        unreachable!()
-    }
-}
-
-#[async_trait]
-impl TombstoneStore for Store {
-    async fn delete_media(&self, _: &MediaRecord) -> StoreResult<()> {
-        unreachable!()
-    }
-    async fn get_tombstone(&self, _: &ModelId, _: &MediaId) -> StoreResult<Option<MediaRecord>> {
-        unreachable!()
-    }
-    async fn remove_tombstone(&self, _: &ModelId, _: &MediaId) -> StoreResult<()> {
-        unreachable!()
-    }
-}
-
-#[async_trait]
-impl JobStore for Store {
-    async fn create_job(&self, _: &Job) -> StoreResult<()> {
-        unreachable!()
-    }
-    async fn get_job(&self, _: &JobId) -> StoreResult<Job> {
-        unreachable!()
-    }
-    async fn update_job(&self, _: &Job) -> StoreResult<()> {
-        unreachable!()
-    }
-    async fn finish_child(&self, _: &Job, _: bool) -> StoreResult<()> {
-        unreachable!()
-    }
-    async fn list_jobs(&self, _: &JobQuery) -> StoreResult<Page<Job>> {
-        unreachable!()
-    }
-    async fn count_jobs(&self, _: JobStatus) -> StoreResult<u64> {
-        unreachable!()
-    }
-}
-
-#[async_trait]
-impl IdempotencyStore for Store {
-    async fn create_idempotency(&self, _: &IdempotencyRecord) -> StoreResult<()> {
-        unreachable!()
-    }
-    async fn get_idempotency(&self, _: &str, _: &str) -> StoreResult<IdempotencyRecord> {
-        unreachable!()
-    }
-    async fn update_idempotency(&self, _: &IdempotencyRecord) -> StoreResult<()> {
-        unreachable!()
-    }
-}
-
-/// The versions routes never touch batches.
-#[async_trait]
-impl phoenix_domain::ports::BatchStore for Store {
-    async fn create_batch(&self, _: &Batch, _: &[BatchChunk]) -> StoreResult<()> {
-        unreachable!()
-    }
-    async fn get_batch(&self, _: &BatchId) -> StoreResult<Batch> {
-        unreachable!()
-    }
-    async fn update_batch(&self, _: &Batch) -> StoreResult<()> {
-        unreachable!()
-    }
-    async fn get_chunk(&self, _: &BatchId, _: u32) -> StoreResult<BatchChunk> {
-        unreachable!()
-    }
-    async fn put_chunk_counts(&self, _: &BatchChunk) -> StoreResult<()> {
-        unreachable!()
-    }
-    async fn list_chunks(&self, _: &BatchId) -> StoreResult<Vec<BatchChunk>> {
-        unreachable!()
-    }
-    async fn get_items(&self, _: &BatchId, _: u32, _: u32) -> StoreResult<Vec<BatchItem>> {
-        unreachable!()
-    }
-    async fn get_item(&self, _: &BatchId, _: u32) -> StoreResult<BatchItem> {
-        unreachable!()
-    }
-    async fn write_items(&self, _: &[phoenix_domain::ports::ItemWrite]) -> Vec<StoreResult<()>> {
-        unreachable!()
-    }
-    async fn list_items(
-        &self,
-        _: &BatchId,
-        _: Option<ItemOutcome>,
-        _: usize,
-        _: Option<String>,
-    ) -> StoreResult<Page<BatchItem>> {
-        unreachable!()
-    }
-    async fn list_batches(&self, _: &phoenix_domain::ports::BatchQuery) -> StoreResult<Page<Batch>> {
-        unreachable!()
-    }
-    async fn count_batches(&self, _: Option<&ModelId>, _: BatchStatus) -> StoreResult<u64> {
-        unreachable!()
-    }
-}
-
-#[async_trait]
-impl Presigner for Store {
-    async fn presign_put(&self, _: &ObjectKey, _: &str, _: u64, _: Duration) -> StoreResult<PresignedRequest> {
-        unreachable!()
-    }
-    async fn presign_get(&self, key: &ObjectKey, ttl: Duration) -> StoreResult<PresignedRequest> {
-        Ok(PresignedRequest {
-            method: "GET".into(),
-            url: format!("https://bucket.example/{key}?ttl={}", ttl.as_secs()),
-            headers: BTreeMap::new(),
-            expires_at: OffsetDateTime::now_utc() + ttl,
-        })
-    }
-}
-
-#[async_trait]
-impl ObjectStore for Store {
-    async fn put(&self, _: &ObjectKey, _: Bytes, _: PutOptions) -> StoreResult<ObjectInfo> {
-        unreachable!()
-    }
-    async fn get(&self, _: &ObjectKey, _: u64) -> StoreResult<(ObjectInfo, Bytes)> {
-        unreachable!()
-    }
-    async fn head(&self, _: &ObjectKey) -> StoreResult<ObjectInfo> {
-        unreachable!()
-    }
-    async fn delete(&self, key: &ObjectKey) -> StoreResult<()> {
-        self.deleted.lock().unwrap().push(key.to_string());
-        Ok(())
-    }
-    async fn list(&self, _: &str, _: Option<String>, _: usize) -> StoreResult<ListPage> {
-        unreachable!()
-    }
-}
-
-#[async_trait]
-impl Queue for Store {
-    async fn send(&self, _: &QueueName, _: &str, _: Duration) -> StoreResult<String> {
-        unreachable!()
-    }
-    async fn receive(&self, _: &QueueName, _: usize, _: Duration, _: Duration) -> StoreResult<Vec<ReceivedMessage>> {
-        unreachable!()
-    }
-    async fn delete(&self, _: &QueueName, _: &str) -> StoreResult<()> {
-        unreachable!()
-    }
-    async fn change_visibility(&self, _: &QueueName, _: &str, _: Duration) -> StoreResult<()> {
-        unreachable!()
-    }
-    async fn depth(&self, _: &QueueName) -> StoreResult<u64> {
-        unreachable!()
-    }
-    async fn stats(&self, _: &QueueName) -> StoreResult<QueueStats> {
-        unreachable!()
-    }
-}
+/// Where the local object store says it serves objects (presigned URLs start with it).
+const OBJECTS_URL: &str = "http://127.0.0.1:9/storage";
 
 struct App {
     router: Router,
-    store: Arc<Store>,
+    metadata: Arc<LocalMetadataStore>,
     auth: AuthMode,
+    _data: tempfile::TempDir,
 }
 
 impl App {
     fn new(links: DerivativeLinks) -> Self {
-        let store = Arc::new(Store::default());
+        let data = tempfile::tempdir().unwrap();
+        let metadata = Arc::new(LocalMetadataStore::open(&data.path().join("metadata.sqlite")).unwrap());
+        let objects = Arc::new(
+            LocalObjectStore::open(&data.path().join("objects"), OBJECTS_URL.into(), b"test-signing-key".to_vec())
+                .unwrap(),
+        );
+        let settings = QueueSettings { max_receive: 5, dead_letter: None };
+        let queues = [QueueName::INGEST, QueueName::PUBLISH].map(|name| (name, settings.clone())).to_vec();
+        let queue = Arc::new(LocalQueue::open(&data.path().join("queues.sqlite"), queues).unwrap());
         let auth = AuthMode::local(b"test-secret");
-        let ports = MediaPorts { objects: store.clone(), metadata: store.clone(), queue: store.clone() };
+        let ports = MediaPorts { objects, metadata: metadata.clone(), queue };
         let config = Config { links, ..Config::default() };
-        Self { router: phoenix_http::finish(routes(config, ports, auth.clone())), store, auth }
+        Self { router: phoenix_http::finish(routes(config, ports, auth.clone())), metadata, auth, _data: data }
     }
 
     fn token(&self, model: Option<&str>) -> String {
@@ -274,7 +72,7 @@ impl App {
 
     /// A processed media of model `m1` at image version 3: the upload, a rotation (job-made) and
     /// a watermark.
-    fn edited_media(&self) -> MediaRecord {
+    async fn edited_media(&self) -> MediaRecord {
         let now = OffsetDateTime::now_utc();
         let model = ModelId::parse("m1").unwrap();
         let mut record =
@@ -331,7 +129,7 @@ impl App {
         );
         record.push_version(marked).unwrap();
         record.version = 7;
-        self.store.media.lock().unwrap().insert(media, record.clone());
+        self.metadata.create_media(&record).await.unwrap();
         record
     }
 }
@@ -339,7 +137,7 @@ impl App {
 #[tokio::test]
 async fn versions_are_listed_newest_first_with_their_links_and_etag() {
     let app = App::new(DerivativeLinks::PublicBase("http://cdn.example/".into()));
-    let record = app.edited_media();
+    let record = app.edited_media().await;
     let uri = format!("/v1/models/m1/media/{}/versions", record.media_id);
     let (status, etag, body) = app.call(Method::GET, &uri, &app.token(Some("m1")), &[]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -374,7 +172,7 @@ async fn versions_are_listed_newest_first_with_their_links_and_etag() {
 #[tokio::test]
 async fn a_restore_makes_a_new_current_version_and_answers_the_media() {
     let app = App::new(DerivativeLinks::Presigned(Duration::from_secs(600)));
-    let record = app.edited_media();
+    let record = app.edited_media().await;
     let base = format!("/v1/models/m1/media/{}/versions", record.media_id);
     let token = app.token(Some("m1"));
 
@@ -394,8 +192,14 @@ async fn a_restore_makes_a_new_current_version_and_answers_the_media() {
     assert_eq!(body["history"][0]["action"], "version_restored");
     assert!(body["likely_duplicates"].is_array(), "as GET answers: {body}");
     let url = body["derivatives"][0]["url"].as_str().unwrap();
-    assert!(url.starts_with("https://bucket.example/derived/m1/") && url.contains("/v1/small.webp?ttl=600"), "{url}");
-    assert_eq!(app.store.media.lock().unwrap()[&record.media_id].image_version, 4);
+    assert!(
+        url.starts_with(&format!("{OBJECTS_URL}/_objects/derived/m1/")) && url.contains("/v1/small.webp?"),
+        "{url}"
+    );
+    // Presigned for the configured ten minutes.
+    let expires: i64 = url.split("X-Phoenix-Expires=").nth(1).unwrap().split('&').next().unwrap().parse().unwrap();
+    assert!((expires - OffsetDateTime::now_utc().unix_timestamp() - 600).abs() <= 5, "{url}");
+    assert_eq!(app.metadata.get_media(&record.model_id, &record.media_id).await.unwrap().image_version, 4);
 
     let (_, _, body) = app.call(Method::GET, &base, &token, &[]).await;
     assert_eq!(body["current"], 4);
@@ -415,7 +219,7 @@ async fn a_restore_makes_a_new_current_version_and_answers_the_media() {
 #[tokio::test]
 async fn the_media_shows_its_current_image_version() {
     let app = App::new(DerivativeLinks::PublicBase("http://cdn.example".into()));
-    let record = app.edited_media();
+    let record = app.edited_media().await;
     let (status, _, body) =
         app.call(Method::GET, &format!("/v1/models/m1/media/{}", record.media_id), &app.token(None), &[]).await;
     assert_eq!(status, StatusCode::OK, "{body}");

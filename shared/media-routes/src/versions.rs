@@ -125,7 +125,8 @@ pub async fn restore_version(
         actor: &caller.subject,
         now: OffsetDateTime::now_utc(),
     };
-    let record = media::restore_version(ports.metadata.as_ref(), ports.objects.as_ref(), request).await?;
+    let record =
+        media::restore_version(ports.metadata.as_ref(), ports.objects.as_ref(), ports.queue.as_ref(), request).await?;
     tracing::info!(
         model_id = %model,
         media_id = %media,

@@ -141,6 +141,7 @@ pub async fn review_media(
     };
     let (record, _) = media::review(
         state.ports.metadata.as_ref(),
+        state.ports.queue.as_ref(),
         &model,
         &media,
         expected,
@@ -181,6 +182,7 @@ pub async fn delete_media(
     let now = OffsetDateTime::now_utc();
     media::delete(
         state.ports.metadata.as_ref(),
+        state.ports.queue.as_ref(),
         &model,
         &media,
         expected,
@@ -228,7 +230,16 @@ pub async fn restore_media(
     let (model, media) = path.authorized(&caller)?;
     let expected = if_match_version(&headers)?;
     let now = OffsetDateTime::now_utc();
-    let record = media::restore(state.ports.metadata.as_ref(), &model, &media, expected, &caller.subject, now).await?;
+    let record = media::restore(
+        state.ports.metadata.as_ref(),
+        state.ports.queue.as_ref(),
+        &model,
+        &media,
+        expected,
+        &caller.subject,
+        now,
+    )
+    .await?;
     let view = render(&state, &caller, &record).await?;
     Ok(Tagged::new(&view, record.version)?.with_status(StatusCode::OK))
 }

@@ -4,12 +4,20 @@
 //! One suite per port, taking the adapter as the trait object it tests ([`object_store_suite`]
 //! and [`presigner_suite`], [`media_store_suite`], [`fingerprint_store_suite`],
 //! [`tombstone_store_suite`], [`job_store_suite`], [`idempotency_store_suite`], [`queue_suite`],
-//! [`lane_control_suite`], [`event_bus_suite`]; [`metadata_store_suite`] runs the five metadata
+//! [`lane_control_suite`], [`event_bus_suite`], [`cdn_suite`], [`share_link_store_suite`]; [`metadata_store_suite`] runs the five metadata
 //! ones), and panicking with a readable message on the first broken promise. A suite that needs
 //! records to exist takes the media store as well, for fixtures and observations only. Ids and
 //! keys are unique per run, so suites can share one store or one emulator; only [`queue_suite`]
 //! needs queues of its own (it counts their messages), [`job_store_suite`] a store without jobs
 //! (it counts them across models), and [`lane_control_suite`] lanes nobody else switches.
+
+mod cdn;
+mod galleries;
+mod shares;
+
+pub use cdn::{SeenInvalidations, cdn_suite};
+pub use galleries::{gallery_store_suite, sample_gallery};
+pub use shares::{sample_link, share_link_store_suite};
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, SystemTime};
@@ -1825,6 +1833,7 @@ pub fn sample_outcome(batch: &Batch, seq: u32, outcome: ItemOutcome) -> BatchIte
             tags: vec![tag("before")],
             usage_rights_expires_at: Some(time::macros::datetime!(2030-01-01 00:00 UTC)),
             trashed: None,
+            gallery: None,
         }),
         written_version: applied.then_some(2),
         predicted: seq % 7 == 3,

@@ -12,3 +12,5 @@ pub mod conformance;
 mod jobs;
 #[cfg(feature = "local")]
 pub mod local;
+#[cfg(any(feature = "local", feature = "aws"))]
+mod shares;

@@ -30,6 +30,7 @@ impl UndoValues {
             tags: record.metadata.tags.clone(),
             usage_rights_expires_at: record.metadata.usage_rights_expires_at,
             trashed: record.trashed.clone(),
+            gallery: None,
         }
     }
 
@@ -132,9 +133,10 @@ pub fn apply_to(record: &mut MediaRecord, operation: &BatchOperation, ctx: &Appl
                 Err(e) => Applied::Skipped(ItemOutcome::SkippedInvalidState, e.to_string()),
             }
         }
+        // Membership is the gallery's: a chunk applies these with its gallery write (`gallery.rs`).
         BatchOperation::AddToGallery { .. } | BatchOperation::RemoveFromGallery { .. } => Applied::Skipped(
-            ItemOutcome::SkippedInvalidState,
-            "galleries are not available in this deployment yet".into(),
+            ItemOutcome::Failed,
+            "a gallery batch is applied with its gallery, not record by record".into(),
         ),
         BatchOperation::Rollback { .. } => {
             Applied::Skipped(ItemOutcome::Failed, "a rollback applies the values of the item it undoes".into())

@@ -3,15 +3,19 @@
 //! alone; the chunk's counts are counted from the stored outcomes, so they are exact however
 //! often the chunk is delivered.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use time::OffsetDateTime;
 
 use super::apply::{Applied, ApplyContext, apply_to};
+use super::gallery;
 use super::{Batch, BatchChunk, BatchItem, BatchOperation, BatchStatus, CHUNK_SIZE, ItemOutcome, OutcomeCounts};
-use crate::ids::MediaId;
+use crate::galleries::republish::{self, Reason};
+use crate::ids::{GalleryId, MediaId};
 use crate::media::MediaRecord;
-use crate::ports::{BatchStore, Fingerprint, ItemWrite, LibraryStore, MediaStore, StoreError, StoreResult};
+use crate::ports::{
+    BatchStore, Fingerprint, GalleryStore, ItemWrite, LibraryStore, MediaStore, Queue, StoreError, StoreResult,
+};
 
 /// What handling a chunk did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,10 +28,16 @@ pub enum ChunkReport {
 }
 
 /// Applies chunk `chunk` of batch `id`. Transient store failures are returned (the message is
-/// delivered again and picks up where this one stopped).
+/// delivered again and picks up where this one stopped). After the chunk's writes, every
+/// gallery a changed record links to (before or after its change) is asked to republish, once
+/// per chunk ([`republish::request_for`]), not once per item. A gallery batch (and its
+/// rollback) changes its gallery with one write per chunk and republishes that gallery
+/// ([`super::gallery`]).
 pub async fn process_chunk(
     batches: &dyn BatchStore,
     media: &dyn LibraryStore,
+    galleries: &dyn GalleryStore,
+    queue: &dyn Queue,
     id: &crate::ids::BatchId,
     chunk: u32,
     trash_grace: std::time::Duration,
@@ -57,8 +67,17 @@ pub async fn process_chunk(
         .map(|(i, m)| (first + i as u32, *m))
         .filter(|(seq, _)| !done.contains_key(seq))
         .collect();
-    if !pending.is_empty() {
-        apply_items(batches, media, &batch, &snapshot, &pending, trash_grace).await?;
+    if let Some(membership) = gallery::membership(batches, &batch).await? {
+        // Also with nothing pending: a delivery that died before the gallery write left it to us.
+        let ports = gallery::Ports { batches, media, galleries };
+        if gallery::apply_chunk(ports, &batch, &snapshot, &membership, &pending, &done).await? {
+            republish::request_for(queue, &batch.model_id, [&membership.gallery], Reason::Batch).await;
+        }
+    } else if !pending.is_empty() {
+        let galleries = apply_items(batches, media, &batch, &snapshot, &pending, trash_grace).await?;
+        if !galleries.is_empty() {
+            republish::request_for(queue, &batch.model_id, &galleries, Reason::Batch).await;
+        }
     }
     let stored = batches.get_items(id, first, first + snapshot.media_ids.len() as u32).await?;
     let mut counts = OutcomeCounts::default();
@@ -145,7 +164,13 @@ async fn mark_rolled_back(batches: &dyn BatchStore, of: &crate::ids::BatchId) ->
     Ok(())
 }
 
-fn item(batch: &Batch, seq: u32, media: MediaId, outcome: ItemOutcome, message: Option<String>) -> BatchItem {
+pub(super) fn item(
+    batch: &Batch,
+    seq: u32,
+    media: MediaId,
+    outcome: ItemOutcome,
+    message: Option<String>,
+) -> BatchItem {
     BatchItem {
         batch_id: batch.batch_id,
         seq,
@@ -219,7 +244,7 @@ async fn decide(run: &Run<'_>, seq: u32, media: MediaId, record: Option<MediaRec
     })
 }
 
-async fn read_records(
+pub(super) async fn read_records(
     media: &dyn MediaStore,
     batch: &Batch,
     ids: &[MediaId],
@@ -241,7 +266,7 @@ async fn apply_items(
     chunk: &BatchChunk,
     pending: &[(u32, MediaId)],
     trash_grace: std::time::Duration,
-) -> StoreResult<()> {
+) -> StoreResult<BTreeSet<GalleryId>> {
     let run = Run { batches, batch, chunk, trash_grace };
     let ids: Vec<MediaId> = pending.iter().map(|(_, m)| *m).collect();
     let records = read_records(media, batch, &ids).await?;
@@ -250,12 +275,22 @@ async fn apply_items(
         writes.push(decide(&run, *seq, *id, records.get(id).cloned()).await?);
     }
     let results = batches.write_items(&writes).await;
+    // The galleries of the records this chunk changed, as read and as written.
+    let mut galleries = BTreeSet::new();
+    let mut touched = |write: &ItemWrite, before: Option<&MediaRecord>| {
+        if let Some(after) = &write.record {
+            galleries.extend(republish::affected(before, after));
+        }
+    };
     // A conflict (someone wrote the record between our read and write) is read again and tried
     // once more; a second conflict is reported, never forced.
     let mut retry = Vec::new();
     for (write, result) in writes.into_iter().zip(results) {
         match result {
-            Ok(()) => follow_trash(media, &write).await,
+            Ok(()) => {
+                touched(&write, records.get(&write.item.media_id));
+                follow_trash(media, &write).await
+            }
             Err(StoreError::AlreadyExists) => {}
             Err(StoreError::VersionConflict { .. }) => retry.push(write.item),
             Err(StoreError::NotFound) => {
@@ -277,10 +312,13 @@ async fn apply_items(
     }
     for failed in retry {
         let fresh = media.get_media(&batch.model_id, &failed.media_id).await.ok();
-        let write = decide(&run, failed.seq, failed.media_id, fresh).await?;
+        let write = decide(&run, failed.seq, failed.media_id, fresh.clone()).await?;
         let seq = write.item.seq;
         match batches.write_items(std::slice::from_ref(&write)).await.pop().unwrap_or(Ok(())) {
-            Ok(()) => follow_trash(media, &write).await,
+            Ok(()) => {
+                touched(&write, fresh.as_ref());
+                follow_trash(media, &write).await
+            }
             Err(StoreError::AlreadyExists) => {}
             Err(StoreError::VersionConflict { .. }) => {
                 let it = item(
@@ -299,7 +337,7 @@ async fn apply_items(
             }
         }
     }
-    Ok(())
+    Ok(galleries)
 }
 
 /// A media that went into the trash (or came back) loses (or gets back) its fingerprint, as a
@@ -323,7 +361,7 @@ async fn follow_trash(media: &dyn LibraryStore, write: &ItemWrite) {
     }
 }
 
-async fn settle_one(batches: &dyn BatchStore, write: ItemWrite) -> StoreResult<()> {
+pub(super) async fn settle_one(batches: &dyn BatchStore, write: ItemWrite) -> StoreResult<()> {
     match batches.write_items(std::slice::from_ref(&write)).await.pop().unwrap_or(Ok(())) {
         Ok(()) | Err(StoreError::AlreadyExists) => Ok(()),
         Err(e) => Err(e),

@@ -8,6 +8,9 @@
 mod apply;
 mod chunk;
 pub mod events;
+#[cfg(test)]
+mod fakes;
+mod gallery;
 mod submit;
 pub mod wire;
 
@@ -217,6 +220,32 @@ pub struct UndoValues {
     pub usage_rights_expires_at: Option<OffsetDateTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trashed: Option<crate::media::Trash>,
+    /// Gallery membership batches (and their rollbacks): the item's membership of the batch's
+    /// gallery before the change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gallery: Option<GalleryMembership>,
+}
+
+/// An item's membership of one gallery, as a gallery batch found it (the undo log of
+/// `add_to_gallery` and `remove_from_gallery`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GalleryMembership {
+    pub gallery_id: GalleryId,
+    /// Where the media was before the change; absent: it was not in the gallery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<GalleryPlace>,
+    /// A rollback that puts a media back: the place it goes back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_to: Option<GalleryPlace>,
+}
+
+/// A place in a gallery: a section and an index in it. A removal records each item's index
+/// with the chunk's earlier items (in batch order) already taken out, so that putting them back
+/// in the reverse order restores the order exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GalleryPlace {
+    pub section_id: crate::galleries::SectionId,
+    pub position: u32,
 }
 
 /// One item's outcome record, written in the same transaction as the item's change.

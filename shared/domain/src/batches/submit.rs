@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::{BATCH_RETENTION, Batch, BatchChunk, BatchOperation, BatchStatus, CHUNK_SIZE, ItemOutcome, MAX_ITEMS};
 use crate::ids::{BatchId, MediaId, ModelId};
 use crate::media::MediaStatus;
-use crate::ports::{BatchStore, MediaQuery, MediaStore, Queue, QueueName, StoreError};
+use crate::ports::{BatchStore, GalleryStore, MediaQuery, MediaStore, Queue, QueueName, StoreError};
 
 /// The batches queue: chunks to apply, and back-office submissions.
 pub const QUEUE: QueueName = QueueName::BATCHES;
@@ -97,12 +97,6 @@ fn check(request: &BatchRequest, submitter: &Submitter) -> Result<(), BatchError
         return Err(BatchError::NotAllowed(format!("{} is a review: admins only", request.operation.name())));
     }
     match &request.operation {
-        BatchOperation::AddToGallery { .. } | BatchOperation::RemoveFromGallery { .. } => {
-            return Err(BatchError::invalid(
-                "operation",
-                "gallery membership batches need galleries, which this deployment does not have yet",
-            ));
-        }
         BatchOperation::Reject { violations, .. } if violations.is_empty() => {
             return Err(BatchError::invalid("params.violations", "a rejection names at least one violation"));
         }
@@ -219,6 +213,8 @@ fn new_batch(id: BatchId, request: &BatchRequest, submitter: &Submitter, total: 
 pub struct BatchPorts<'a> {
     pub batches: &'a dyn BatchStore,
     pub media: &'a dyn MediaStore,
+    /// A gallery batch's gallery must be the model's.
+    pub galleries: &'a dyn GalleryStore,
     pub queue: &'a dyn Queue,
 }
 
@@ -233,8 +229,22 @@ pub async fn submit(
     id: BatchId,
     now: OffsetDateTime,
 ) -> Result<Batch, BatchError> {
-    let BatchPorts { batches, media, queue } = ports;
+    let BatchPorts { batches, media, galleries, queue } = ports;
     check(&request, submitter)?;
+    if let BatchOperation::AddToGallery { gallery_id } | BatchOperation::RemoveFromGallery { gallery_id } =
+        &request.operation
+    {
+        match galleries.get_gallery(gallery_id).await {
+            Ok(g) if g.model_id == request.model_id => {}
+            Ok(_) | Err(StoreError::NotFound) => {
+                return Err(BatchError::invalid(
+                    "params.gallery_id",
+                    format!("no gallery {gallery_id} of model {}", request.model_id),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     let mut active = 0;
     for status in [BatchStatus::Queued, BatchStatus::Running] {
         active += batches.count_batches(Some(&request.model_id), status).await?;
@@ -338,6 +348,12 @@ pub async fn rollback(
             Some(c) => cursor = Some(c),
             None => break,
         }
+    }
+    if matches!(original.operation, BatchOperation::RemoveFromGallery { .. }) {
+        // Put back last what was taken out first: each item's place was recorded with the
+        // earlier ones already out, so the reverse order restores the gallery's order.
+        media.reverse();
+        seqs.reverse();
     }
     let request = BatchRequest {
         model_id: original.model_id.clone(),

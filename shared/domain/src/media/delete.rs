@@ -8,6 +8,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::MediaError;
+use crate::galleries::republish::{self, Reason};
 use crate::ids::{MediaId, ModelId};
 use crate::media::MediaRecord;
 use crate::messages::MediaCommand;
@@ -17,9 +18,12 @@ use crate::ports::{Fingerprint, FingerprintStore, MediaStore, Queue, StoreError,
 /// stored: status `deleted`, restorable until `now + grace` ([`MediaRecord::move_to_trash`]).
 /// The record loses its tag, gallery and category index entries in the same write, so every
 /// listing and gallery drops it at once; its fingerprint goes too, so it is nobody's likely
-/// duplicate. Nothing else is touched: a restore brings it all back.
+/// duplicate. Nothing else is touched: a restore brings it all back. The galleries it is in are
+/// asked to republish without it ([`republish::request`]), and with it again after a restore.
+#[allow(clippy::too_many_arguments)]
 pub async fn delete<S: MediaStore + FingerprintStore + ?Sized>(
     store: &S,
+    queue: &dyn Queue,
     model: &ModelId,
     media: &MediaId,
     expected: Option<u64>,
@@ -31,8 +35,10 @@ pub async fn delete<S: MediaStore + FingerprintStore + ?Sized>(
     if let Some(expected) = expected.filter(|v| *v != record.version) {
         return Err(MediaError::stale(record.version, expected));
     }
+    let before = record.clone();
     record.move_to_trash(actor, now, grace)?;
     store.update_media(&record).await.map_err(MediaError::writing)?;
+    republish::request(queue, Some(&before), &record, Reason::Delete).await;
     // After the write: a failure here leaves a likely-duplicate hint behind (the sweep's delete
     // removes it at the latest), never a media half deleted.
     if let Err(e) = store.remove_fingerprint(model, media).await {
@@ -47,6 +53,7 @@ pub async fn delete<S: MediaStore + FingerprintStore + ?Sized>(
 /// deleted, or already purged): `NotFound`; past its grace period: `InvalidState`.
 pub async fn restore<S: MediaStore + FingerprintStore + ?Sized>(
     store: &S,
+    queue: &dyn Queue,
     model: &ModelId,
     media: &MediaId,
     expected: Option<u64>,
@@ -72,6 +79,7 @@ pub async fn restore<S: MediaStore + FingerprintStore + ?Sized>(
         }
     }
     store.update_media(&record).await.map_err(MediaError::writing)?;
+    republish::request(queue, None, &record, Reason::Restore).await;
     tracing::info!(status = record.status.as_str(), "media restored from the trash");
     Ok(record)
 }
@@ -146,7 +154,7 @@ mod tests {
         let record = processed_record();
         let fakes = Fakes::holding(record.clone());
         let (model, media, now) = (&record.model_id, &record.media_id, OffsetDateTime::now_utc());
-        let trashed = run(delete(&fakes, model, media, Some(1), "alice", now, GRACE)).unwrap();
+        let trashed = run(delete(&fakes, &fakes, model, media, Some(1), "alice", now, GRACE)).unwrap();
         assert_eq!(fakes.calls(), ["get", "update", "remove_fingerprint"]);
         assert_eq!(fakes.stored(), Some(trashed.clone()));
         assert_eq!((trashed.status, trashed.version), (MediaStatus::Deleted, 2));
@@ -156,7 +164,7 @@ mod tests {
         assert!(fakes.tombstone.lock().unwrap().is_none());
 
         // Gone for every use case but restore: a second delete, an edit, a review are 404.
-        let again = run(delete(&fakes, model, media, None, "alice", now, GRACE)).unwrap_err();
+        let again = run(delete(&fakes, &fakes, model, media, None, "alice", now, GRACE)).unwrap_err();
         assert!(matches!(again, MediaError::NotFound(_)));
         let patch = crate::library::MediaPatch { caption: Some(Some("x".into())), ..Default::default() };
         let edit = run(crate::media::edit(&fakes, &fakes, model, media, 2, patch, "a", now)).unwrap_err();
@@ -168,10 +176,11 @@ mod tests {
         let record = processed_record();
         let fakes = Fakes::holding(record.clone());
         let now = OffsetDateTime::now_utc();
-        let err = run(delete(&fakes, &record.model_id, &record.media_id, Some(7), "a", now, GRACE)).unwrap_err();
+        let err =
+            run(delete(&fakes, &fakes, &record.model_id, &record.media_id, Some(7), "a", now, GRACE)).unwrap_err();
         assert!(matches!(err, MediaError::VersionConflict { current_version: Some(1), .. }));
         assert_eq!(fakes.stored(), Some(record.clone()));
-        let err = run(delete(&fakes, &record.model_id, &MediaId::new(), None, "a", now, GRACE)).unwrap_err();
+        let err = run(delete(&fakes, &fakes, &record.model_id, &MediaId::new(), None, "a", now, GRACE)).unwrap_err();
         assert!(matches!(err, MediaError::NotFound(_)));
     }
 
@@ -181,14 +190,14 @@ mod tests {
         record.source.as_mut().unwrap().phash = Some("00000000000000ff".into());
         let fakes = Fakes::holding(record.clone());
         let (model, media, now) = (&record.model_id, &record.media_id, OffsetDateTime::now_utc());
-        let not_trashed = run(restore(&fakes, model, media, None, "bob", now)).unwrap_err();
+        let not_trashed = run(restore(&fakes, &fakes, model, media, None, "bob", now)).unwrap_err();
         assert!(matches!(not_trashed, MediaError::NotFound(_)));
 
-        run(delete(&fakes, model, media, None, "alice", now, GRACE)).unwrap();
-        let stale = run(restore(&fakes, model, media, Some(1), "bob", now)).unwrap_err();
+        run(delete(&fakes, &fakes, model, media, None, "alice", now, GRACE)).unwrap();
+        let stale = run(restore(&fakes, &fakes, model, media, Some(1), "bob", now)).unwrap_err();
         assert!(matches!(stale, MediaError::VersionConflict { current_version: Some(2), .. }));
         fakes.calls.lock().unwrap().clear();
-        let restored = run(restore(&fakes, model, media, Some(2), "bob", now + GRACE / 2)).unwrap();
+        let restored = run(restore(&fakes, &fakes, model, media, Some(2), "bob", now + GRACE / 2)).unwrap();
         assert_eq!(fakes.calls(), ["get", "put_fingerprint", "update"]);
         assert_eq!((restored.status, restored.version, restored.trashed.as_ref()), (record.status, 3, None));
         assert_eq!((&restored.derivatives, &restored.metadata), (&record.derivatives, &record.metadata));
@@ -200,8 +209,8 @@ mod tests {
         let record = processed_record();
         let fakes = Fakes::holding(record.clone());
         let (model, media, now) = (&record.model_id, &record.media_id, OffsetDateTime::now_utc());
-        let trashed = run(delete(&fakes, model, media, None, "alice", now, GRACE)).unwrap();
-        let late = run(restore(&fakes, model, media, None, "bob", now + GRACE)).unwrap_err();
+        let trashed = run(delete(&fakes, &fakes, model, media, None, "alice", now, GRACE)).unwrap();
+        let late = run(restore(&fakes, &fakes, model, media, None, "bob", now + GRACE)).unwrap_err();
         assert!(matches!(late, MediaError::InvalidState(_)));
         assert_eq!(fakes.stored(), Some(trashed));
     }
@@ -211,7 +220,7 @@ mod tests {
         let record = processed_record();
         let fakes = Fakes::holding(record.clone());
         let (model, media, now) = (&record.model_id, &record.media_id, OffsetDateTime::now_utc());
-        run(delete(&fakes, model, media, None, "alice", now, GRACE)).unwrap();
+        run(delete(&fakes, &fakes, model, media, None, "alice", now, GRACE)).unwrap();
         let delay = Duration::from_secs(60);
 
         // Not due yet.
@@ -227,7 +236,7 @@ mod tests {
         assert_eq!(*fakes.sent.lock().unwrap(), [(purge, delay)]);
         assert!(fakes.stored().is_none());
         assert_eq!(fakes.tombstone.lock().unwrap().as_ref().map(|t| t.status), Some(MediaStatus::Deleted));
-        let err = run(restore(&fakes, model, media, None, "bob", now + GRACE)).unwrap_err();
+        let err = run(restore(&fakes, &fakes, model, media, None, "bob", now + GRACE)).unwrap_err();
         assert!(matches!(err, MediaError::NotFound(_)), "purged: nothing to restore");
     }
 
@@ -236,7 +245,7 @@ mod tests {
         let record = processed_record();
         let fakes = Fakes { queue_down: true, ..Fakes::holding(record.clone()) };
         let now = OffsetDateTime::now_utc();
-        let trashed = run(delete(&fakes, &record.model_id, &record.media_id, None, "a", now, GRACE)).unwrap();
+        let trashed = run(delete(&fakes, &fakes, &record.model_id, &record.media_id, None, "a", now, GRACE)).unwrap();
         let report = run(sweep_trash(&fakes, &fakes, now + GRACE, 10, Duration::ZERO)).unwrap();
         assert_eq!((report.purged.len(), report.failed), (0, 1));
         assert_eq!(fakes.stored(), Some(trashed), "nothing deleted without its purge queued");

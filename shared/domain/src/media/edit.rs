@@ -5,6 +5,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use super::MediaError;
+use crate::galleries::republish::{self, Reason};
 use crate::ids::{MediaId, ModelId};
 use crate::library::{Changes, MediaPatch, apply_patch};
 use crate::media::MediaRecord;
@@ -21,7 +22,8 @@ pub struct EditOutcome {
 /// Applies `patch` to the media if it is still at version `expected`. Nothing is written when
 /// nothing changes. When the focal point moved on a processed media, its crops are queued for
 /// regeneration; the edit stands even if the queue is down (the crops then wait for the next
-/// regeneration).
+/// regeneration). The galleries the media is in are asked to republish
+/// ([`republish::request`]).
 #[allow(clippy::too_many_arguments)]
 pub async fn edit(
     store: &dyn MediaStore,
@@ -40,10 +42,12 @@ pub async fn edit(
     if record.version != expected {
         return Err(MediaError::stale(record.version, expected));
     }
+    let before = record.clone();
     let changes = apply_patch(&mut record, patch, actor, now)?;
     if !changes.is_empty() {
         store.update_media(&record).await.map_err(MediaError::writing)?;
         tracing::info!(fields = ?changes.fields, version = record.version, "media edited");
+        republish::request(queue, Some(&before), &record, Reason::Edit).await;
         if changes.contains("focal_point") && record.source.is_some() {
             let command = MediaCommand::Regenerate {
                 model_id: model.clone(),

@@ -192,6 +192,7 @@ pub struct RestoreRequest<'a> {
 pub async fn restore_version(
     store: &dyn MediaStore,
     objects: &dyn ObjectStore,
+    queue: &dyn crate::ports::Queue,
     request: RestoreRequest<'_>,
 ) -> Result<MediaRecord, MediaError> {
     let RestoreRequest { model, media, number, expected_version, actor, now } = request;
@@ -208,6 +209,7 @@ pub async fn restore_version(
     record.version += 1;
     record.updated_at = now;
     store.update_media(&record).await.map_err(MediaError::writing)?;
+    crate::galleries::republish::request(queue, None, &record, crate::galleries::republish::Reason::Version).await;
     for key in unused {
         if let Err(e) = objects.delete(&key).await {
             tracing::warn!(key = %key, error = %e, "could not delete an object of a dropped version");

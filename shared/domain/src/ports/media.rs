@@ -197,8 +197,26 @@ pub trait LibraryStore: MediaStore + FingerprintStore + TombstoneStore {}
 
 impl<T: MediaStore + FingerprintStore + TombstoneStore + ?Sized> LibraryStore for T {}
 
-/// Everything the metadata store keeps, for wiring: the library, jobs, batches and idempotency keys.
-/// Use cases name the small traits they use.
-pub trait MetadataStore: LibraryStore + super::JobStore + super::IdempotencyStore + super::BatchStore {}
+/// Everything the metadata store keeps, for wiring: the library, jobs, batches, idempotency keys,
+/// galleries and their share links. Use cases name the small traits they use.
+pub trait MetadataStore:
+    LibraryStore
+    + super::JobStore
+    + super::IdempotencyStore
+    + super::BatchStore
+    + super::GalleryStore
+    + super::ShareLinkStore
+{
+}
 
-impl<T: LibraryStore + super::JobStore + super::IdempotencyStore + super::BatchStore + ?Sized> MetadataStore for T {}
+impl<
+    T: LibraryStore
+        + super::JobStore
+        + super::IdempotencyStore
+        + super::BatchStore
+        + super::GalleryStore
+        + super::ShareLinkStore
+        + ?Sized,
+> MetadataStore for T
+{
+}

@@ -5,21 +5,29 @@
 
 mod batches;
 pub mod bounds;
+pub mod cdn;
 pub mod cursor;
 mod events;
+mod galleries;
 mod jobs;
 mod media;
+pub mod metrics;
 mod objects;
 mod queue;
+mod shares;
 
 pub use batches::{BatchQuery, BatchStore, ItemWrite};
+pub use cdn::{CallerReference, Cdn, CdnError, CdnPath, Invalidation};
 pub use events::{BusEvent, EventBus};
+pub use galleries::{GalleryStore, galleries_listing};
 pub use jobs::{IdempotencyRecord, IdempotencyStore, JobQuery, JobStore, LaneControl};
 pub use media::{
     Fingerprint, FingerprintStore, LibraryStore, ListIndex, MediaQuery, MediaStore, MetadataStore, Page, TombstoneStore,
 };
+pub use metrics::{CdnMetrics, CdnMetricsReport};
 pub use objects::{ListPage, ObjectInfo, ObjectStore, PresignedRequest, Presigner, PutOptions};
 pub use queue::{Queue, QueueName, QueueStats, ReceivedMessage};
+pub use shares::ShareLinkStore;
 
 /// Errors every port reports. Only `Unavailable` is transient (retry later); the rest are final.
 #[derive(Debug, thiserror::Error)]

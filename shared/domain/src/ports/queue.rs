@@ -20,6 +20,9 @@ impl QueueName {
     pub const JOBS_NORMAL_DLQ: QueueName = QueueName("jobs-normal-dlq");
     pub const BATCHES: QueueName = QueueName("batches");
     pub const BATCHES_DLQ: QueueName = QueueName("batches-dlq");
+    /// Galleries to republish (and whose CDN paths to invalidate) because something they show changed.
+    pub const PUBLISH: QueueName = QueueName("publish");
+    pub const PUBLISH_DLQ: QueueName = QueueName("publish-dlq");
 }
 
 /// A queue's approximate counts, as SQS reports them.

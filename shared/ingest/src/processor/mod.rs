@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use phoenix_consumer::{Delivery, Failure, MessageHandler};
 use phoenix_domain::messages::MediaCommand;
-use phoenix_domain::ports::{FingerprintStore, MediaStore, TombstoneStore};
+use phoenix_domain::ports::{FingerprintStore, MediaStore, Queue, TombstoneStore};
 use phoenix_domain::{LibraryStore, MediaRecord, ObjectKey, ObjectStore, StoreError};
 use phoenix_imaging::Fit;
 use time::OffsetDateTime;
@@ -93,6 +93,9 @@ pub struct Processor {
     fingerprints: Arc<dyn FingerprintStore>,
     tombstones: Arc<dyn TombstoneStore>,
     config: Config,
+    /// The publish queue, when the deployment wires it: a regeneration (new derivative keys)
+    /// asks the galleries showing the media to republish.
+    publish: Option<Arc<dyn Queue>>,
 }
 
 #[async_trait]
@@ -139,7 +142,22 @@ impl Attempt {
 
 impl Processor {
     pub(crate) fn new(config: Config, objects: Arc<dyn ObjectStore>, metadata: Arc<dyn LibraryStore>) -> Self {
-        Self { objects, media: metadata.clone(), fingerprints: metadata.clone(), tombstones: metadata, config }
+        Self {
+            objects,
+            media: metadata.clone(),
+            fingerprints: metadata.clone(),
+            tombstones: metadata,
+            config,
+            publish: None,
+        }
+    }
+
+    /// Regenerations ask the galleries showing the media to republish through `queue` (their
+    /// documents name the derivatives' keys, which a regeneration changes and whose old objects
+    /// it deletes).
+    pub fn with_publish_queue(mut self, queue: Arc<dyn Queue>) -> Self {
+        self.publish = Some(queue);
+        self
     }
 
     /// The configuration it runs with.

@@ -1,5 +1,6 @@
 //! Bringing a processed media's derivatives up to date with the configured presets.
 
+use phoenix_domain::galleries::republish::{self, Reason};
 use phoenix_domain::{Derivative, MediaId, MediaRecord, ModelId, StoreError};
 use phoenix_imaging::Preset;
 use time::OffsetDateTime;
@@ -11,7 +12,8 @@ use super::{Outcome, ProcessError, Processor, SYSTEM_ACTOR};
 impl Processor {
     /// Rebuilds exactly the derivatives whose preset is stale (missing, an older version, other
     /// formats) or named in `force`, drops those of presets no longer configured, and deletes the
-    /// superseded objects. Up-to-date media cost one read.
+    /// superseded objects. Up-to-date media cost one read. With a publish queue, the galleries
+    /// the media is in are asked to republish ([`Processor::with_publish_queue`]).
     pub async fn regenerate(
         &self,
         model: &ModelId,
@@ -87,6 +89,11 @@ impl Processor {
         };
         record.record_history(now, SYSTEM_ACTOR, "regenerated", summary);
         self.write(&mut record, now).await?;
+        // Published documents name the derivatives' keys: the galleries showing the media are
+        // republished with the new ones (the old objects go next).
+        if let Some(queue) = &self.publish {
+            republish::request(queue.as_ref(), None, &record, Reason::Version).await;
+        }
         self.delete_all(superseded).await;
         info!(presets = ?stale, "regenerated");
         Ok(Outcome::Regenerated(stale))

@@ -1,13 +1,17 @@
 //! The AWS adapters: S3 for objects, DynamoDB for metadata (media, jobs, idempotency), SQS for
-//! queues, EventBridge for lifecycle events, Lambda event source mappings for pausing lanes.
+//! queues, EventBridge for lifecycle events, Lambda event source mappings for pausing lanes,
+//! CloudFront for invalidations.
 //!
 //! Every client is built from one [`SdkConfig`]; the endpoint comes from the standard
 //! `AWS_ENDPOINT_URL` variable, so the same binary talks to AWS or to an emulator (moto).
 
+mod cdn;
+mod cdn_metrics;
 mod dynamo;
 mod events;
 mod lanes;
 mod s3;
+mod share_keys;
 mod sqs;
 
 use std::error::Error as StdError;
@@ -20,10 +24,13 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use phoenix_domain::StoreError;
 use tokio::sync::OnceCell;
 
+pub use cdn::{CdnSettings, CloudFrontCdn};
+pub use cdn_metrics::{CLOUDFRONT_METRICS_REGION, CloudWatchCdnMetrics};
 pub use dynamo::{DynamoMetadataStore, IndexSpec, KeySpec, TABLE, TableSpec, create_table};
 pub use events::EventBridgeBus;
 pub use lanes::LambdaLanes;
 pub use s3::S3ObjectStore;
+pub use share_keys::load_share_keys;
 pub use sqs::SqsQueue;
 
 static SDK_CONFIG: OnceCell<SdkConfig> = OnceCell::const_new();
@@ -99,6 +106,7 @@ impl JobsDeployment {
             (QueueName::JOBS_NORMAL_DLQ, "PHOENIX_JOBS_NORMAL_DLQ_URL"),
             (QueueName::INGEST, "PHOENIX_INGEST_QUEUE_URL"),
             (QueueName::BATCHES, "PHOENIX_BATCHES_QUEUE_URL"),
+            (QueueName::PUBLISH, "PHOENIX_PUBLISH_QUEUE_URL"),
         ] {
             if let Some(url) = optional(name)? {
                 urls.insert(queue, url);

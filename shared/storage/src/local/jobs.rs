@@ -86,7 +86,7 @@ pub(super) trait Row: Clone + Send + 'static {
 
 impl LocalMetadataStore {
     /// Inserts `row`; `AlreadyExists` if a live one has its key.
-    async fn create_row<R: Row>(&self, row: &R) -> StoreResult<()> {
+    pub(super) async fn create_row<R: Row>(&self, row: &R) -> StoreResult<()> {
         let row = row.clone();
         let now = now_secs();
         self.db

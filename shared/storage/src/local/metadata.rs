@@ -137,7 +137,9 @@ impl LocalMetadataStore {
             }
             conn.execute_batch(TRASH_INDEX)?;
             conn.execute_batch(super::jobs::SCHEMA)?;
-            conn.execute_batch(super::batches::SCHEMA)
+            conn.execute_batch(super::batches::SCHEMA)?;
+            conn.execute_batch(super::shares::SCHEMA)?;
+            conn.execute_batch(super::galleries::SCHEMA)
         })?;
         Ok(Self { db })
     }

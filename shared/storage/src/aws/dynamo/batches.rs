@@ -23,14 +23,16 @@
 //! cursor is the last batch id of the page (every listing's cursor is a batch id, and a page
 //! resumes with `GSInSK < :after`).
 //!
-//! An item's write is one TransactWriteItems: the media record's conditional update with its
-//! index entries (the actions `update_media` builds) and the `Put` of its outcome, conditional on
-//! there being none. The stored records' index keys come from one BatchGetItem per group; the
-//! version condition guards them. A group's transactions run one after another; a failed
+//! An item whose media record has index entries (before or after) is one TransactWriteItems:
+//! the record's conditional update with its index entries (the actions `update_media` builds)
+//! and the `Put` of its outcome, conditional on there being none. Any other item's record is one
+//! conditional PutItem carrying the outcome as its batch mark, and the outcome follows
+//! ([`super::marks`]). The stored media items (index keys, marks) come from one BatchGetItem per
+//! group; the version condition guards them. A group's writes run one after another; a failed
 //! condition on the outcome is `AlreadyExists`, on the record `VersionConflict` or `NotFound`
 //! (from the cancellation reasons, as for media updates).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, Select, WriteRequest};
@@ -42,10 +44,11 @@ use phoenix_domain::{BatchId, MediaId, ModelId};
 use time::OffsetDateTime;
 
 use super::DynamoMetadataStore;
-use super::client::{built, cancelled, condition_failed};
+use super::client::{Outcome, built, cancelled, condition_failed};
 use super::codec::{Item, media_items, media_key, n, s, stored_index_keys, table_key};
-use super::conditions::{create_condition, raced};
+use super::conditions::{create_condition, marked_put_condition, raced};
 use super::cursor::page_of;
+use super::marks::{BATCH_MARK, Mark};
 use super::table::{GSI1, GSI1PK, GSI1SK, GSI2, GSI2PK, GSI2SK, GSI3, GSI3PK, GSI3SK, PK, SK, TTL_ATTRIBUTE};
 use crate::aws::classify;
 use crate::batches::{MAX_SEQ, batch_is_live, check_seq, items_listing};
@@ -135,7 +138,7 @@ fn chunk_item(chunk: &BatchChunk, expires: i64) -> StoreResult<Item> {
     Ok(item)
 }
 
-fn outcome_item(outcome: &BatchItem, expires: i64) -> StoreResult<Item> {
+pub(super) fn outcome_item(outcome: &BatchItem, expires: i64) -> StoreResult<Item> {
     let mut item = encode("batch item", outcome)?;
     item.insert(PK.to_owned(), s(batch_pk(&outcome.batch_id)));
     item.insert(SK.to_owned(), s(item_sk(outcome.seq)));
@@ -286,34 +289,68 @@ impl DynamoMetadataStore {
         }
     }
 
-    /// The stored index keys of each media record a group writes (one BatchGetItem per 100).
-    async fn stored_keys(&self, writes: &[ItemWrite]) -> StoreResult<HashMap<(ModelId, MediaId), BTreeSet<String>>> {
+    /// The stored media item of each write of a group (one BatchGetItem per 100), by media:
+    /// its index keys and its batch mark are what the write must go with.
+    async fn stored_items(&self, writes: &[ItemWrite]) -> StoreResult<HashMap<(ModelId, MediaId), Item>> {
         let mut wanted: Vec<(ModelId, MediaId)> =
-            writes.iter().filter_map(|w| w.record.as_ref().map(|r| (r.model_id.clone(), r.media_id))).collect();
+            writes.iter().map(|w| (w.item.model_id.clone(), w.item.media_id)).collect();
         wanted.sort();
         wanted.dedup();
-        let mut keys: HashMap<(ModelId, MediaId), BTreeSet<String>> = HashMap::new();
+        let mut stored: HashMap<(ModelId, MediaId), Item> = HashMap::new();
         for part in wanted.chunks(bounds::MAX_BATCH_GET) {
-            let items = self.batch_get(part.iter().map(|(model, media)| media_key(model, media)).collect()).await?;
-            for item in &items {
-                let record = super::codec::from_item(item)?;
-                keys.insert((record.model_id, record.media_id), stored_index_keys(item));
+            for item in self.batch_get(part.iter().map(|(model, media)| media_key(model, media)).collect()).await? {
+                let record = super::codec::from_item(&item)?;
+                stored.insert((record.model_id, record.media_id), item);
             }
         }
-        Ok(keys)
+        Ok(stored)
     }
 
-    /// One item's write: with a record, one TransactWriteItems of the record's update and the
-    /// outcome's `Put`; without, a conditional PutItem of the outcome.
-    async fn write_one(&self, write: &ItemWrite, expires: i64, stored: Option<&BTreeSet<String>>) -> StoreResult<()> {
+    /// One item's write, `stored` the media item as the group read it:
+    /// - if the stored item carries this item's own mark, the item was applied by an earlier
+    ///   delivery whose outcome was not written: it is settled, and `AlreadyExists`;
+    /// - without a record, a conditional PutItem of the outcome;
+    /// - with a record that has no index entries before or after, one PutItem of the record
+    ///   carrying the outcome as its mark, then the outcome ([`super::marks`]);
+    /// - otherwise one TransactWriteItems of the record's update and the outcome's `Put`.
+    ///
+    /// A record write first settles a mark the stored item carries (it would drop it).
+    async fn write_one(&self, write: &ItemWrite, expires: i64, stored: Option<&Item>) -> StoreResult<()> {
         let now = OffsetDateTime::now_utc();
+        let mark = stored.map(Mark::of).transpose()?.flatten();
+        if let Some(mark) = mark.as_ref().filter(|mark| mark.is_of(&write.item)) {
+            self.settle(mark).await?;
+            return Err(StoreError::AlreadyExists);
+        }
         let outcome = outcome_item(&write.item, expires)?;
         let Some(record) = &write.record else {
             return self.create_item(outcome).await;
         };
+        if let Some(mark) = &mark {
+            self.settle(mark).await?;
+        }
         let expected = bounds::previous_version(record)?;
-        let empty = BTreeSet::new();
-        let mut actions = self.update_actions(record, media_items(record)?, stored.unwrap_or(&empty), expected, now)?;
+        let stored_keys = stored.map(stored_index_keys).unwrap_or_default();
+        let (mut main, copies) = media_items(record)?;
+        if copies.is_empty() && stored_keys.is_empty() {
+            main.insert(BATCH_MARK.to_owned(), Mark { item: write.item.clone(), expires }.value()?);
+            return match self.put_conditional(main, marked_put_condition(expected, now)).await? {
+                Outcome::Written => {
+                    #[cfg(feature = "conformance")]
+                    self.faults.after_marked_put()?;
+                    // Another delivery may have settled the mark already: the same outcome.
+                    match self.create_item(outcome).await {
+                        Ok(()) | Err(StoreError::AlreadyExists) => Ok(()),
+                        Err(e) => Err(e),
+                    }
+                }
+                Outcome::Refused(returned) => {
+                    self.refusal(returned, &record.model_id, &record.media_id, expected, now).await?;
+                    Err(raced("PutItem"))
+                }
+            };
+        }
+        let mut actions = self.update_actions(record, (main, copies), &stored_keys, expected, now)?;
         actions.push(self.put_action(outcome, Some(create_condition(now)))?);
         let Some(reasons) = self.transact_reasons(actions).await? else {
             return Ok(());
@@ -331,12 +368,12 @@ impl DynamoMetadataStore {
     }
 
     /// One item's write after its checks: its place, its record's bounds, its batch's expiry
-    /// and the stored record's index keys (the group's reads, whose failures each write reports).
+    /// and the stored media item (the group's reads, whose failures each write reports).
     async fn write_checked(
         &self,
         write: &ItemWrite,
         expiry: &StoreResult<Option<i64>>,
-        stored: &StoreResult<HashMap<(ModelId, MediaId), BTreeSet<String>>>,
+        stored: &StoreResult<HashMap<(ModelId, MediaId), Item>>,
     ) -> StoreResult<()> {
         check_seq(write.item.seq)?;
         if let Some(record) = &write.record {
@@ -347,12 +384,11 @@ impl DynamoMetadataStore {
             Ok(None) => return Err(StoreError::NotFound),
             Err(e) => return Err(StoreError::unavailable(anyhow::anyhow!("reading the batch: {e}"))),
         };
-        let keys = match (&write.record, stored) {
-            (None, _) => None,
-            (Some(record), Ok(keys)) => keys.get(&(record.model_id.clone(), record.media_id)),
-            (Some(_), Err(e)) => return Err(StoreError::unavailable(anyhow::anyhow!("reading the records: {e}"))),
+        let item = match stored {
+            Ok(items) => items.get(&(write.item.model_id.clone(), write.item.media_id)),
+            Err(e) => return Err(StoreError::unavailable(anyhow::anyhow!("reading the records: {e}"))),
         };
-        self.write_one(write, expires, keys).await
+        self.write_one(write, expires, item).await
     }
 
     /// A page of one partition's batches, newest first, below `after`.
@@ -521,7 +557,7 @@ impl BatchStore for DynamoMetadataStore {
                 slot.insert(self.live_expiry(&write.item.batch_id).await);
             }
         }
-        let stored = self.stored_keys(writes).await;
+        let stored = self.stored_items(writes).await;
         // One after another: a group is one chunk, and chunks are applied in parallel by their
         // own deliveries. (Concurrent transactions on one table would also break moto, which
         // rolls a cancelled transaction back by restoring a copy of the whole table.)

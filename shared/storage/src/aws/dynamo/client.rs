@@ -95,7 +95,7 @@ impl DynamoMetadataStore {
             .set_item(Some(item))
             .condition_expression(condition.expression)
             .set_expression_attribute_names(Some(condition.names))
-            .set_expression_attribute_values(Some(condition.values))
+            .set_expression_attribute_values((!condition.values.is_empty()).then_some(condition.values))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;

@@ -16,8 +16,8 @@ pub(super) type Item = HashMap<String, AttributeValue>;
 pub(super) const INDEX_KEYS: &str = "index_keys";
 pub(super) const VERSION: &str = "version";
 /// Attributes that only the storage layout needs: never part of a decoded record.
-const STORAGE_ATTRIBUTES: [&str; 10] =
-    [PK, SK, GSI1PK, GSI1SK, GSI2PK, GSI2SK, GSI3PK, GSI3SK, TTL_ATTRIBUTE, INDEX_KEYS];
+const STORAGE_ATTRIBUTES: [&str; 11] =
+    [PK, SK, GSI1PK, GSI1SK, GSI2PK, GSI2SK, GSI3PK, GSI3SK, TTL_ATTRIBUTE, INDEX_KEYS, super::marks::BATCH_MARK];
 /// The `GSI3PK` of every trashed media record: the trash of all models, by `purge_after`.
 pub(super) const TRASH_PARTITION: &str = "TRASH";
 

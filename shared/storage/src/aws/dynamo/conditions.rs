@@ -17,6 +17,7 @@ use super::codec::{
     INDEX_KEYS, Item, VERSION, fingerprint_attribute, fingerprints_key, from_item, index_keys, media_key, n, pk,
     table_key,
 };
+use super::marks::BATCH_MARK;
 use super::table::{PK, TTL_ATTRIBUTE};
 
 /// A condition expression with its names and values, for PutItem and transaction actions alike.
@@ -36,19 +37,38 @@ pub(super) fn create_condition(now: OffsetDateTime) -> Condition {
 }
 
 /// The stored record is live and at `expected`; with `unindexed`, it also has no index entries
-/// (the single-PutItem update would leave them stale otherwise).
+/// (the single-PutItem update would leave them stale otherwise) and no batch mark (the blind
+/// PutItem would drop it unsettled: see [`super::marks`]).
 pub(super) fn version_condition(expected: u64, now: OffsetDateTime, unindexed: bool) -> Condition {
     let mut names: HashMap<String, String> =
         [("#version".to_owned(), VERSION.to_owned()), ("#ttl".to_owned(), TTL_ATTRIBUTE.to_owned())].into();
     let expression = if unindexed {
         names.insert("#index_keys".to_owned(), INDEX_KEYS.to_owned());
-        "#version = :expected AND (attribute_not_exists(#ttl) OR #ttl > :now) AND attribute_not_exists(#index_keys)"
+        names.insert("#mark".to_owned(), BATCH_MARK.to_owned());
+        "#version = :expected AND (attribute_not_exists(#ttl) OR #ttl > :now) AND attribute_not_exists(#index_keys) \
+         AND attribute_not_exists(#mark)"
     } else {
         "#version = :expected AND (attribute_not_exists(#ttl) OR #ttl > :now)"
     };
     Condition {
         expression,
         names,
+        values: [(":expected".to_owned(), n(expected)), (":now".to_owned(), n(now.unix_timestamp()))].into(),
+    }
+}
+
+/// A batch item's single PutItem: the stored record is live, at `expected` and without index
+/// entries. A mark it carries was settled by the writer, which read it at that version.
+pub(super) fn marked_put_condition(expected: u64, now: OffsetDateTime) -> Condition {
+    Condition {
+        expression: "#version = :expected AND (attribute_not_exists(#ttl) OR #ttl > :now) \
+                     AND attribute_not_exists(#index_keys)",
+        names: [
+            ("#version".to_owned(), VERSION.to_owned()),
+            ("#ttl".to_owned(), TTL_ATTRIBUTE.to_owned()),
+            ("#index_keys".to_owned(), INDEX_KEYS.to_owned()),
+        ]
+        .into(),
         values: [(":expected".to_owned(), n(expected)), (":now".to_owned(), n(now.unix_timestamp()))].into(),
     }
 }
@@ -92,7 +112,7 @@ impl DynamoMetadataStore {
             put = put
                 .condition_expression(condition.expression)
                 .set_expression_attribute_names(Some(condition.names))
-                .set_expression_attribute_values(Some(condition.values))
+                .set_expression_attribute_values((!condition.values.is_empty()).then_some(condition.values))
                 .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         }
         Ok(TransactWriteItem::builder().put(built(put.build())?).build())
@@ -104,7 +124,7 @@ impl DynamoMetadataStore {
             delete = delete
                 .condition_expression(condition.expression)
                 .set_expression_attribute_names(Some(condition.names))
-                .set_expression_attribute_values(Some(condition.values))
+                .set_expression_attribute_values((!condition.values.is_empty()).then_some(condition.values))
                 .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         }
         Ok(TransactWriteItem::builder().delete(built(delete.build())?).build())

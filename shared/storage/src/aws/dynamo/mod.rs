@@ -62,8 +62,11 @@ mod client;
 mod codec;
 mod conditions;
 mod cursor;
+mod galleries;
 mod jobs;
+mod marks;
 mod query;
+mod shares;
 mod table;
 
 use std::collections::HashMap;
@@ -81,7 +84,7 @@ use self::codec::{
     FINGERPRINTS_SK, Item, TRASH_PARTITION, decode_fingerprints, fingerprint_attribute, fingerprints_key, from_item,
     media_items, media_key, media_sk, pk, s, sort_key_of, sortable, table_key, tombstone_item, tombstone_key,
 };
-use self::conditions::{check_stored, create_condition, raced, version_condition};
+use self::conditions::{check_stored, create_condition, marked_put_condition, raced, version_condition};
 use self::cursor::{check_cursor, decode_cursor, page_of};
 use self::query::{filter_expression, plan};
 pub use self::table::{IndexSpec, KeySpec, TABLE, TableSpec, create_table};
@@ -91,6 +94,9 @@ use super::classify;
 pub struct DynamoMetadataStore {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    /// Test-only crash points (the conformance feature builds them; production never has one).
+    #[cfg(feature = "conformance")]
+    faults: marks::Faults,
 }
 
 impl DynamoMetadataStore {
@@ -99,7 +105,19 @@ impl DynamoMetadataStore {
     }
 
     pub fn from_client(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+            #[cfg(feature = "conformance")]
+            faults: marks::Faults::default(),
+        }
+    }
+
+    /// Test only: the next `n` batch items written with a mark stop between the record and
+    /// the outcome, as a crash there would (the write reports `Unavailable`).
+    #[cfg(feature = "conformance")]
+    pub fn crash_after_marked_puts(&self, n: usize) {
+        self.faults.arm(n);
     }
 
     pub fn client(&self) -> &aws_sdk_dynamodb::Client {
@@ -161,22 +179,42 @@ impl MediaStore for DynamoMetadataStore {
         let (main, copies) = media_items(record)?;
         let now = OffsetDateTime::now_utc();
 
-        // Fast path, for records without index entries before and after: one PutItem.
+        // Fast path, for records without index entries before and after (nor a batch mark):
+        // one PutItem. A mark is settled and the write tried once more.
         let stored_keys = if copies.is_empty() {
-            match self.put_conditional(main.clone(), version_condition(expected, now, true)).await? {
-                Outcome::Written => return Ok(()),
-                Outcome::Refused(stored) => {
-                    let keys = self.refusal(stored, model, media, expected, now).await?;
-                    if keys.is_empty() {
-                        return Err(raced("PutItem"));
+            // Once a mark is settled, the write may replace it (the version guards which mark).
+            let mut condition = version_condition(expected, now, true);
+            let mut settled = false;
+            loop {
+                match self.put_conditional(main.clone(), condition).await? {
+                    Outcome::Written => return Ok(()),
+                    Outcome::Refused(stored) => {
+                        // Without the old item (an emulator that ignores
+                        // ReturnValuesOnConditionCheckFailure), read it.
+                        let stored = match stored {
+                            Some(item) => Some(item),
+                            None => self.get_raw(media_key(model, media)).await?,
+                        };
+                        if !settled && self.settle_stored(stored.as_ref()).await? {
+                            settled = true;
+                            condition = marked_put_condition(expected, now);
+                            continue;
+                        }
+                        let keys = self.refusal(stored, model, media, expected, now).await?;
+                        if keys.is_empty() {
+                            return Err(raced("PutItem"));
+                        }
+                        // The stored record has index entries: they must go with this write.
+                        break keys;
                     }
-                    // The stored record has index entries: they must go with this write.
-                    keys
                 }
             }
         } else {
             let stored = self.get_raw(media_key(model, media)).await?;
-            check_stored(stored.as_ref(), expected, now)?.1
+            let keys = check_stored(stored.as_ref(), expected, now)?.1;
+            // This write drops the mark it read (the version condition guards it): settle it.
+            self.settle_stored(stored.as_ref()).await?;
+            keys
         };
 
         // Slow path: the record, its current entries and the removal of the stale ones, at once.
@@ -329,6 +367,8 @@ impl TombstoneStore for DynamoMetadataStore {
         let stored = items.iter().find(|item| sort_key_of(item) == Some(wanted.as_str()));
         let fingerprints_exist = items.iter().any(|item| sort_key_of(item) == Some(FINGERPRINTS_SK));
         let (stored_record, stored_keys) = check_stored(stored, record.version, now)?;
+        // The record goes with the mark it carries (the version condition guards it): settle it.
+        self.settle_stored(stored).await?;
 
         let mut actions =
             vec![self.delete_action(media_key(model, media), Some(version_condition(record.version, now, false)))?];
