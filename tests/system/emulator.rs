@@ -11,7 +11,6 @@ use aws_sdk_s3::types::{
     Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter, QueueConfiguration,
     S3KeyFilter,
 };
-use aws_sdk_sqs::types::QueueAttributeName;
 use image::GenericImageView;
 use phoenix_api::{AuthMode, DerivativeLinks, Ports};
 use phoenix_domain::{Limits, Queue, QueueName};
@@ -19,7 +18,7 @@ use phoenix_storage::aws::{DynamoMetadataStore, S3ObjectStore, SqsQueue, create_
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::helpers::testdata;
+use crate::helpers::{queue_arn, queue_with_dead_letter, testdata};
 
 fn require_emulator() {
     assert!(
@@ -83,21 +82,8 @@ async fn upload_flow_on_the_aws_adapters() {
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    let dlq_url =
-        sqs.create_queue().queue_name(format!("ingest-dlq-{suffix}")).send().await.unwrap().queue_url.unwrap();
-    let dlq_arn = queue_arn(&sqs, &dlq_url).await;
-    let ingest_url = sqs
-        .create_queue()
-        .queue_name(format!("ingest-{suffix}"))
-        .attributes(
-            QueueAttributeName::RedrivePolicy,
-            json!({"maxReceiveCount": 5, "deadLetterTargetArn": dlq_arn}).to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let (ingest_url, dlq_url) =
+        queue_with_dead_letter(&sqs, &format!("ingest-{suffix}"), &format!("ingest-dlq-{suffix}"), 5).await;
     let ingest_arn = queue_arn(&sqs, &ingest_url).await;
     let filter = NotificationConfigurationFilter::builder()
         .key(
@@ -324,10 +310,4 @@ async fn upload_flow_on_the_aws_adapters() {
     assert_eq!(left.key_count(), Some(0), "derivatives left: {:?}", left.contents());
     let original = s3.head_object().bucket(&bucket).key(format!("originals/model-aws/{media}")).send().await;
     assert!(original.is_err(), "the original is gone");
-}
-
-async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
-    let attributes =
-        sqs.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::QueueArn).send().await.unwrap();
-    attributes.attributes.unwrap()[&QueueAttributeName::QueueArn].clone()
 }

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::QueueAttributeName;
 use phoenix_batch_worker::{BatchWorkerConfig, BatchWorkerPorts};
 use phoenix_consumer::DrainSettings;
 use phoenix_domain::batches::{
@@ -21,6 +20,8 @@ use phoenix_storage::aws::{DynamoMetadataStore, SqsQueue, create_table, load_sdk
 use phoenix_storage::local::RecordingEventBus;
 use serde_json::json;
 use tokio::sync::watch;
+
+use crate::helpers::queue_with_dead_letter;
 
 /// The items of the batch: 1,000 in the test suite (ten chunks);
 /// `bench/batches-emulator.sh` runs the same flow with 10,000.
@@ -39,29 +40,8 @@ async fn a_batch_on_the_emulator() {
     let table = format!("batches-{suffix}");
     create_table(&aws_sdk_dynamodb::Client::new(&sdk), &table).await.unwrap();
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let dlq = sqs.create_queue().queue_name(format!("batches-dlq-{suffix}")).send().await.unwrap().queue_url.unwrap();
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
-    let url = sqs
-        .create_queue()
-        .queue_name(format!("batches-{suffix}"))
-        .attributes(
-            QueueAttributeName::RedrivePolicy,
-            json!({"maxReceiveCount": 5, "deadLetterTargetArn": dlq_arn}).to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let (url, dlq) =
+        queue_with_dead_letter(&sqs, &format!("batches-{suffix}"), &format!("batches-dlq-{suffix}"), 5).await;
     let metadata = Arc::new(DynamoMetadataStore::new(&sdk, table));
     let queue =
         Arc::new(SqsQueue::new(&sdk, HashMap::from([(QueueName::BATCHES, url), (QueueName::BATCHES_DLQ, dlq)])));

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::QueueAttributeName;
 use bytes::Bytes;
 use phoenix_consumer::DrainSettings;
 use phoenix_domain::jobs::{FaultPlan, Job, JobStatus, Lane, Operation, SubmitPorts, SubmitRequest, Target, submit};
@@ -20,7 +19,7 @@ use phoenix_storage::local::{LocalLanes, RecordingEventBus};
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::helpers::{test_job_settings, testdata};
+use crate::helpers::{queue_with_dead_letter, test_job_settings, testdata};
 
 struct Stack {
     metadata: Arc<DynamoMetadataStore>,
@@ -29,12 +28,6 @@ struct Stack {
     objects: Arc<S3ObjectStore>,
     stop: watch::Sender<bool>,
     _lanes_dir: tempfile::TempDir,
-}
-
-async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
-    let attributes =
-        sqs.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::QueueArn).send().await.unwrap();
-    attributes.attributes.unwrap()[&QueueAttributeName::QueueArn].clone()
 }
 
 /// The deployment as template.yaml declares it (table, bucket, lanes with their DLQs and
@@ -54,27 +47,13 @@ async fn stack() -> Stack {
     let settings = test_job_settings();
     let mut urls = HashMap::new();
     for lane in Lane::ALL {
-        let dlq = sqs
-            .create_queue()
-            .queue_name(format!("{}-{suffix}", lane.dead_letter_queue().0))
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap();
-        let dlq_arn = queue_arn(&sqs, &dlq).await;
-        let url = sqs
-            .create_queue()
-            .queue_name(format!("{}-{suffix}", lane.queue().0))
-            .attributes(
-                QueueAttributeName::RedrivePolicy,
-                json!({"maxReceiveCount": settings.max_attempts, "deadLetterTargetArn": dlq_arn}).to_string(),
-            )
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap();
+        let (url, dlq) = queue_with_dead_letter(
+            &sqs,
+            &format!("{}-{suffix}", lane.queue().0),
+            &format!("{}-{suffix}", lane.dead_letter_queue().0),
+            settings.max_attempts,
+        )
+        .await;
         urls.insert(lane.queue(), url);
         urls.insert(lane.dead_letter_queue(), dlq);
     }

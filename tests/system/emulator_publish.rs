@@ -28,6 +28,8 @@ use phoenix_storage::aws::{
 use serde_json::json;
 use tokio::sync::watch;
 
+use crate::helpers::queue_with_dead_letter;
+
 /// What documents put before a derivative's key: the same for the person's publish and the
 /// publisher's, so the republish changes only the caption.
 const MEDIA_BASE: &str = "https://d111111abcdef8.cloudfront.net";
@@ -176,29 +178,8 @@ async fn a_republish_through_the_queue_on_the_emulator() {
 
     // The publish queue and its DLQ, with the template's redrive policy.
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let dlq = sqs.create_queue().queue_name(format!("publish-dlq-{suffix}")).send().await.unwrap().queue_url.unwrap();
-    let dlq_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&dlq)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
-    let url = sqs
-        .create_queue()
-        .queue_name(format!("publish-{suffix}"))
-        .attributes(
-            QueueAttributeName::RedrivePolicy,
-            json!({"maxReceiveCount": 10, "deadLetterTargetArn": dlq_arn}).to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let (url, dlq) =
+        queue_with_dead_letter(&sqs, &format!("publish-{suffix}"), &format!("publish-dlq-{suffix}"), 10).await;
     let queue = Arc::new(SqsQueue::new(
         &sdk,
         HashMap::from([(QueueName::PUBLISH, url.clone()), (QueueName::PUBLISH_DLQ, dlq.clone())]),

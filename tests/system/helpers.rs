@@ -255,3 +255,34 @@ pub async fn error_code(response: reqwest::Response, status: u16) -> String {
     assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "no message in {body}");
     error["code"].as_str().unwrap().to_owned()
 }
+
+/// A queue's ARN on the emulator.
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let attributes =
+        sqs.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::QueueArn).send().await.unwrap();
+    attributes.attributes.unwrap()[&QueueAttributeName::QueueArn].clone()
+}
+
+/// A queue and its dead-letter queue on the emulator, with the template's redrive policy
+/// (`max_receive` deliveries, then the DLQ): their URLs, queue first.
+pub async fn queue_with_dead_letter(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    dead_letter: &str,
+    max_receive: u32,
+) -> (String, String) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let dlq = sqs.create_queue().queue_name(dead_letter).send().await.unwrap().queue_url.unwrap();
+    let redrive = json!({"maxReceiveCount": max_receive, "deadLetterTargetArn": queue_arn(sqs, &dlq).await});
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    (url, dlq)
+}
