@@ -15,18 +15,24 @@ async fn main() -> Result<(), lambda_http::Error> {
     let sdk = sdk_config().await;
     // With a CDN, derivative links are its URLs (`https://{domain}/derived/…`), and the cache
     // statistics read its CloudWatch metrics; without one, presigned GETs and the routes' own
-    // counts. Read once, here.
-    let cdn = CdnSettings::load(&sdk).await?;
+    // counts. The share links' keys: the environment, or the SSM SecureString it names. Both
+    // read once, here, at the same time (each may be an SSM call on the cold start).
+    let share_keys = async {
+        match config.galleries.share_keys.is_none() {
+            true => load_share_keys(&sdk).await,
+            false => Ok(None),
+        }
+    };
+    let (cdn, share_keys) = tokio::try_join!(CdnSettings::load(&sdk), share_keys)?;
+    if let Some(keys) = share_keys {
+        config.galleries.share_keys = Some(keys);
+    }
     if let Some(cdn) = &cdn {
         config.links = DerivativeLinks::PublicBase(cdn.base_url());
     }
     let cdn_metrics = cdn.map(|cdn| {
         Arc::new(CloudWatchCdnMetrics::new(&sdk, cdn.distribution_id)) as Arc<dyn phoenix_domain::ports::CdnMetrics>
     });
-    // The share links' keys: the environment, or the SSM SecureString it names.
-    if config.galleries.share_keys.is_none() {
-        config.galleries.share_keys = load_share_keys(&sdk).await?;
-    }
     let deployment = Deployment::from_env(&sdk)?;
     // The API sends maintenance commands to the ingest queue: required here, optional for the worker.
     phoenix_domain::config::env_required("PHOENIX_INGEST_QUEUE_URL")?;
