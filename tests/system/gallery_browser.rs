@@ -1,6 +1,7 @@
 //! The public gallery page in headless Chromium, at a phone's and a desktop's width: every image
 //! loads, the rendition the browser picks from `srcset` fits the width it is shown at (sharp,
-//! not needlessly large), and the page reports no error. A screenshot of each is written to
+//! not needlessly large), and the page reports no error; a page on another origin reads the JSON
+//! document with fetch() (its ETag, then a 304). A screenshot of each is written to
 //! `PHOENIX_SCREENSHOTS` when set (docs/screenshots holds the committed ones), else to a
 //! temporary folder.
 
@@ -142,7 +143,7 @@ pub(crate) async fn published_gallery(app: &TestApp, model: &str, slug: &str, vi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_public_page_loads_fitting_images_without_errors_on_a_phone_and_a_desktop() {
     let app = spawn_app().await;
-    published_gallery(&app, "browser-gallery", "spring-looks", "public").await;
+    let gallery = published_gallery(&app, "browser-gallery", "spring-looks", "public").await;
     let scratch = tempfile::tempdir().unwrap();
     let shots = screenshots_dir(scratch.path());
     let mut browser = Browser::launch(scratch.path()).await;
@@ -150,6 +151,37 @@ async fn the_public_page_loads_fitting_images_without_errors_on_a_phone_and_a_de
     for viewport in [PHONE, DESKTOP] {
         check_page(&mut browser, &url, viewport, &shots, "gallery").await;
     }
+
+    // A frontend on another origin reads the JSON document with fetch(), its ETag, and a 304.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let frontend = format!("http://{}", listener.local_addr().unwrap());
+    let page = axum::Router::new().route(
+        "/",
+        axum::routing::get(|| async {
+            axum::response::Html("<!doctype html><title>frontend</title><link rel=\"icon\" href=\"data:,\">")
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, page).await });
+    assert_ne!(frontend, app.url);
+    let tab = browser.tab(DESKTOP).await;
+    browser.navigate(&tab, &format!("{frontend}/")).await;
+    let script = format!(
+        r#"(async () => {{
+          const url = "{}/v1/public/galleries/{}";
+          const first = await fetch(url);
+          const body = await first.json();
+          const etag = first.headers.get("ETag");
+          const again = await fetch(url, {{ headers: {{ "If-None-Match": etag }} }});
+          return {{ status: first.status, etag, items: body.item_count, again: again.status }};
+        }})()"#,
+        app.url,
+        gallery["gallery_id"].as_str().unwrap()
+    );
+    let read = browser.evaluate(&tab, &script).await;
+    assert_eq!((read["status"].as_u64(), read["items"].as_u64()), (Some(200), Some(4)), "{read}");
+    assert!(read["etag"].as_str().is_some_and(|e| e.starts_with('"')), "the ETag is readable: {read}");
+    assert_eq!(read["again"], 304, "{read}");
+    assert!(browser.errors(&tab).is_empty(), "{:?}", browser.errors(&tab));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
