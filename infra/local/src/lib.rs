@@ -18,7 +18,7 @@ use phoenix_domain::{MetadataStore, ObjectStore, Queue, QueueName, keys};
 use phoenix_http::cors::{AllowedOrigin, CorsPolicy};
 use phoenix_storage::local::{
     LocalLanes, LocalMetadataStore, LocalObjectStore, LocalQueue, Notification, QueueSettings, RecordingCdn,
-    RecordingEventBus,
+    RecordingEventBus, RememberedPointers,
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -214,7 +214,8 @@ pub async fn spawn(config: LocalConfig) -> anyhow::Result<RunningSystem> {
         queue: queue.clone(),
         queue_name: QueueName::INGEST,
     });
-    let objects: Arc<dyn ObjectStore> = Arc::new(object_store.clone());
+    // Every pointer writer runs in this process on this one store: pointers can live in memory.
+    let objects: Arc<dyn ObjectStore> = Arc::new(RememberedPointers::new(object_store.clone()));
 
     let auth = AuthMode::local(config.jwt_secret.as_bytes());
     let ports = Ports {

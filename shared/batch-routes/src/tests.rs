@@ -227,6 +227,7 @@ impl App {
                     }),
                     written_version: (*outcome == ItemOutcome::Applied).then_some(2),
                     predicted: false,
+                    galleries: vec![],
                     at: now,
                 },
             })

@@ -110,6 +110,15 @@ pub fn published_pointer(gallery: &crate::ids::GalleryId) -> ObjectKey {
     ObjectKey::trusted(format!("{}current.json", published_prefix(gallery)))
 }
 
+/// Whether `key` is a gallery's pointer ([`published_pointer`]).
+pub fn is_published_pointer(key: &ObjectKey) -> bool {
+    key.as_str()
+        .strip_prefix(PUBLISHED_PREFIX)
+        .and_then(|rest| rest.strip_prefix("galleries/"))
+        .and_then(|rest| rest.strip_suffix("/current.json"))
+        .is_some_and(|gallery| crate::ids::GalleryId::parse(gallery).is_ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +153,18 @@ mod tests {
         let marked = derivative(&model, &media, DerivativeName { watermark: Some("0a1b2c3d"), ..name }).unwrap();
         assert!(marked.as_str().ends_with("thumb-v2-f500x250-w0a1b2c3d.webp"), "{marked:?}");
         assert!(derivative(&model, &media, DerivativeName { source_sha256: "short", ..name }).is_none());
+    }
+    #[test]
+    fn only_a_gallerys_pointer_is_a_pointer() {
+        let gallery = crate::ids::GalleryId::parse("g-01").unwrap();
+        assert!(is_published_pointer(&published_pointer(&gallery)));
+        for other in [
+            published_document(&gallery, 1).as_str().to_owned(),
+            format!("published/galleries/{gallery}/x/current.json"),
+            "published/galleries/current.json".into(),
+            format!("derived/galleries/{gallery}/current.json"),
+        ] {
+            assert!(!is_published_pointer(&ObjectKey::parse(&other).unwrap()), "{other}");
+        }
     }
 }

@@ -1,8 +1,9 @@
 //! The public reads of published galleries, without auth: the stored document as JSON and as an
 //! HTML page. Each request reads the gallery's small pointer (the version the public sees, its
-//! visibility and slug); the document of that version is served from memory when this instance
-//! has it (documents are immutable, so a version's bytes never change), else read from the
-//! object store once and kept. Private, unpublished and unknown galleries are all a plain 404.
+//! visibility and slug) from the object store, which the local runtime answers from memory
+//! (decision 0012); the document of that version is served from memory when this instance has it
+//! (documents are immutable, so a version's bytes never change), else read from the object store
+//! once and kept. Private, unpublished and unknown galleries are all a plain 404.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -168,10 +169,15 @@ impl Representations {
     }
 }
 
-/// The public routes' memory: each gallery's current document by version, and their counts.
+/// The public routes' memory: each gallery's current document by version, the galleries that
+/// slugs named, and their counts.
 #[derive(Default)]
 pub struct PublicCache {
     documents: Mutex<HashMap<GalleryId, Arc<Served>>>,
+    /// The gallery each slug was last found to name. Only a hint: the gallery's pointer (which
+    /// carries its slug) confirms it on every read, and a slug whose gallery's pointer no longer
+    /// names it is looked up again.
+    slugs: Mutex<HashMap<Slug, GalleryId>>,
     document_route: RouteStats,
     page_route: RouteStats,
 }
@@ -185,6 +191,22 @@ impl PublicCache {
     /// Drops what this instance keeps of a gallery (deleted).
     pub fn forget(&self, id: &GalleryId) {
         self.documents.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+
+    fn slug_hint(&self, slug: &Slug) -> Option<GalleryId> {
+        self.slugs.lock().unwrap_or_else(|p| p.into_inner()).get(slug).cloned()
+    }
+
+    fn remember_slug(&self, slug: &Slug, id: &GalleryId) {
+        let mut slugs = self.slugs.lock().unwrap_or_else(|p| p.into_inner());
+        if slugs.len() >= CACHED_GALLERIES && !slugs.contains_key(slug) {
+            slugs.clear();
+        }
+        slugs.insert(slug.clone(), id.clone());
+    }
+
+    fn forget_slug(&self, slug: &Slug) {
+        self.slugs.lock().unwrap_or_else(|p| p.into_inner()).remove(slug);
     }
 
     fn cached(&self, id: &GalleryId, version: u32) -> Option<Arc<Served>> {
@@ -217,6 +239,31 @@ fn not_found() -> GalleryApiError {
 async fn public_pointer(state: &GalleryState, id: &GalleryId) -> Result<Pointer, GalleryApiError> {
     let pointer = read_pointer(state.ports.objects.as_ref(), id).await?;
     pointer.filter(|p| p.visibility.is_readable_publicly()).ok_or_else(not_found)
+}
+
+/// The pointer of the gallery `slug` names, if the public may read it: through the gallery the
+/// slug named last time when its pointer still carries the slug, else looked up.
+async fn public_pointer_by_slug(state: &GalleryState, slug: &Slug) -> Result<Pointer, GalleryApiError> {
+    let cache = &state.ports.cache;
+    if let Some(id) = cache.slug_hint(slug) {
+        match public_pointer(state, &id).await {
+            Ok(pointer) if &pointer.slug == slug => return Ok(pointer),
+            // Renamed, made private, unpublished or deleted: the slug may name another gallery now.
+            Ok(_) | Err(GalleryApiError::Api(ApiError::NotFound(_))) => cache.forget_slug(slug),
+            Err(e) => return Err(e),
+        }
+    }
+    let id = match state.ports.metadata.gallery_id_by_slug(slug).await {
+        Ok(id) => id,
+        Err(StoreError::NotFound) => return Err(not_found()),
+        Err(e) => return Err(e.into()),
+    };
+    let pointer = public_pointer(state, &id).await?;
+    if &pointer.slug != slug {
+        return Err(not_found());
+    }
+    cache.remember_slug(slug, &id);
+    Ok(pointer)
 }
 
 /// The served form of the pointer's version: from memory (`true`), or read from the store.
@@ -348,15 +395,7 @@ pub async fn public_page(
         // One spelling per page: `/g/Summer` is not `/g/summer`'s page (caches key on the path).
         return Err(not_found());
     }
-    let id = match state.ports.metadata.gallery_id_by_slug(&slug).await {
-        Ok(id) => id,
-        Err(StoreError::NotFound) => return Err(not_found()),
-        Err(e) => return Err(e.into()),
-    };
-    let pointer = public_pointer(&state, &id).await?;
-    if pointer.slug != slug {
-        return Err(not_found());
-    }
+    let pointer = public_pointer_by_slug(&state, &slug).await?;
     let (served, mut from_memory) = served(&state, &pointer).await?;
     let page = served.page.get_or_init(|| {
         from_memory = false;

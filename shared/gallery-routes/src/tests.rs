@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use phoenix_domain::ports::MediaStore;
 use phoenix_domain::{MediaId, MediaRecord, MediaStatus, ModelId};
 use phoenix_http::{AuthMode, DevClaims};
-use phoenix_storage::local::{LocalMetadataStore, LocalObjectStore};
+use phoenix_storage::local::{LocalMetadataStore, LocalObjectStore, RememberedPointers};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tower::ServiceExt;
@@ -45,9 +45,10 @@ impl Reply {
 fn app() -> App {
     let data = tempfile::tempdir().unwrap();
     let metadata = Arc::new(LocalMetadataStore::open(&data.path().join("metadata.sqlite")).unwrap());
-    let objects = Arc::new(
+    // As the local runtime has it: pointers kept in memory.
+    let objects = Arc::new(RememberedPointers::new(
         LocalObjectStore::open(&data.path().join("objects"), "http://127.0.0.1:1".into(), b"k".to_vec()).unwrap(),
-    );
+    ));
     let cache = Arc::new(PublicCache::default());
     let auth = AuthMode::local(b"test-secret");
     let queue = Arc::new(phoenix_storage::local::LocalQueue::open(&data.path().join("queues.sqlite"), vec![]).unwrap());
@@ -284,6 +285,50 @@ async fn other_models_are_refused_and_pending_media_cannot_join() {
     let deleted = app.call(Method::DELETE, &url, Some(&owner), None, &[]).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     assert_eq!(app.call(Method::GET, &url, Some(&owner), None, &[]).await.status, StatusCode::NOT_FOUND);
+}
+
+/// Sets `fields` on gallery `url` at its current version.
+async fn set_fields(app: &App, token: &str, url: &str, fields: Value) {
+    let current = app.call(Method::GET, url, Some(token), None, &[]).await;
+    let etag = current.header("etag").to_owned();
+    let mut operation = json!({"op": "set_fields"});
+    operation.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
+    let ops = json!({"operations": [operation]});
+    let patched = app.call(Method::PATCH, url, Some(token), Some(ops), &[("if-match", &etag)]).await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+}
+
+#[tokio::test]
+async fn a_slug_names_whichever_gallery_holds_it_now() {
+    let app = app();
+    let owner = app.token(&["model"], Some("m1"));
+    let media = [app.approved("m1").await];
+    let page = |slug: &'static str| {
+        let app = &app;
+        async move { app.call(Method::GET, &format!("/g/{slug}"), None, None, &[]).await }
+    };
+    let first = format!("/v1/models/m1/galleries/{}", private_gallery(&app, &owner, "m1", "spring", &media).await);
+    set_fields(&app, &owner, &first, json!({"visibility": "public", "title": "First"})).await;
+    app.call(Method::POST, &format!("{first}/publish"), Some(&owner), None, &[]).await;
+    assert!(page("spring").await.text.contains("First"));
+
+    // Renamed: the old slug names nothing, the new one the same gallery.
+    set_fields(&app, &owner, &first, json!({"slug": "spring-old"})).await;
+    assert_eq!(page("spring").await.status, StatusCode::NOT_FOUND);
+    assert!(page("spring-old").await.text.contains("First"));
+
+    // Another gallery takes the slug: it is what the slug shows.
+    let second = format!("/v1/models/m1/galleries/{}", private_gallery(&app, &owner, "m1", "spring", &media).await);
+    set_fields(&app, &owner, &second, json!({"visibility": "public", "title": "Second"})).await;
+    assert_eq!(page("spring").await.status, StatusCode::NOT_FOUND, "not published yet");
+    app.call(Method::POST, &format!("{second}/publish"), Some(&owner), None, &[]).await;
+    let shown = page("spring").await;
+    assert!(shown.text.contains("Second") && !shown.text.contains("First"), "{}", shown.text);
+
+    // Made private: gone from the public at once.
+    set_fields(&app, &owner, &second, json!({"visibility": "private"})).await;
+    assert_eq!(page("spring").await.status, StatusCode::NOT_FOUND);
+    assert!(page("spring-old").await.text.contains("First"));
 }
 
 /// A private gallery of `model` holding `media`, made by `token`; its id.

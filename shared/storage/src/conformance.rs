@@ -1837,6 +1837,10 @@ pub fn sample_outcome(batch: &Batch, seq: u32, outcome: ItemOutcome) -> BatchIte
         }),
         written_version: applied.then_some(2),
         predicted: seq % 7 == 3,
+        galleries: match applied {
+            true => vec![GalleryId::parse("g-sample").expect("valid gallery id")],
+            false => vec![],
+        },
         at: OffsetDateTime::now_utc(),
     }
 }

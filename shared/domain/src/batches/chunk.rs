@@ -29,9 +29,11 @@ pub enum ChunkReport {
 
 /// Applies chunk `chunk` of batch `id`. Transient store failures are returned (the message is
 /// delivered again and picks up where this one stopped). After the chunk's writes, every
-/// gallery a changed record links to (before or after its change) is asked to republish, once
-/// per chunk ([`republish::request_for`]), not once per item. A gallery batch (and its
-/// rollback) changes its gallery with one write per chunk and republishes that gallery
+/// gallery a changed record links to (before or after its change, kept with each outcome) is
+/// asked to republish, once per chunk ([`republish::request_for`]), not once per item; every
+/// delivery asks for all of the chunk's, so one that died after its writes loses none, and a
+/// request that could not be sent fails the delivery. A gallery batch (and its rollback)
+/// changes its gallery with one write per chunk and republishes that gallery
 /// ([`super::gallery`]).
 pub async fn process_chunk(
     batches: &dyn BatchStore,
@@ -71,15 +73,18 @@ pub async fn process_chunk(
         // Also with nothing pending: a delivery that died before the gallery write left it to us.
         let ports = gallery::Ports { batches, media, galleries };
         if gallery::apply_chunk(ports, &batch, &snapshot, &membership, &pending, &done).await? {
-            republish::request_for(queue, &batch.model_id, [&membership.gallery], Reason::Batch).await;
+            ask_republish(queue, &batch, BTreeSet::from([&membership.gallery])).await?;
         }
     } else if !pending.is_empty() {
-        let galleries = apply_items(batches, media, &batch, &snapshot, &pending, trash_grace).await?;
-        if !galleries.is_empty() {
-            republish::request_for(queue, &batch.model_id, &galleries, Reason::Batch).await;
-        }
+        apply_items(batches, media, &batch, &snapshot, &pending, trash_grace).await?;
     }
     let stored = batches.get_items(id, first, first + snapshot.media_ids.len() as u32).await?;
+    if !batch.dry_run {
+        // From the stored outcomes, not this delivery's writes: a redelivery asks again for what
+        // a delivery that died after its writes never asked (the publisher drops what changed
+        // nothing).
+        ask_republish(queue, &batch, stored.iter().flat_map(|i| &i.galleries).collect()).await?;
+    }
     let mut counts = OutcomeCounts::default();
     for item in &stored {
         counts.add(item.outcome);
@@ -88,6 +93,20 @@ pub async fn process_chunk(
     batches.put_chunk_counts(&snapshot).await?;
     let (batch, ended) = tally(batches, id).await?;
     Ok(ChunkReport::Done { counts, batch: Box::new(batch), ended })
+}
+
+/// Asks each of `galleries` to republish. A send that failed fails the delivery before the
+/// chunk is counted: its redelivery asks again.
+async fn ask_republish(queue: &dyn Queue, batch: &Batch, galleries: BTreeSet<&GalleryId>) -> StoreResult<()> {
+    let wanted = galleries.len();
+    let sent = republish::request_for(queue, &batch.model_id, galleries, Reason::Batch).await;
+    if sent < wanted {
+        return Err(StoreError::unavailable(anyhow::anyhow!(
+            "{} of {wanted} republish requests were not sent; the chunk is delivered again",
+            wanted - sent
+        )));
+    }
+    Ok(())
 }
 
 async fn start(batches: &dyn BatchStore, mut batch: Batch) -> StoreResult<Batch> {
@@ -181,6 +200,7 @@ pub(super) fn item(
         before: None,
         written_version: None,
         predicted: batch.dry_run,
+        galleries: Vec::new(),
         at: OffsetDateTime::now_utc(),
     }
 }
@@ -203,6 +223,7 @@ async fn decide(run: &Run<'_>, seq: u32, media: MediaId, record: Option<MediaRec
             item: item(batch, seq, media, ItemOutcome::SkippedNotFound, Some("no such media".into())),
         });
     };
+    let linked_before: BTreeSet<GalleryId> = record.gallery_ids().cloned().collect();
     let now = OffsetDateTime::now_utc();
     let ctx = ApplyContext { actor: &batch.submitted_by, admin: batch.submitted_as_admin, now, trash_grace };
     let applied = match &batch.operation {
@@ -229,6 +250,14 @@ async fn decide(run: &Run<'_>, seq: u32, media: MediaId, record: Option<MediaRec
         Applied::Changed { before } => {
             it.before = Some(before);
             it.written_version = Some(record.version);
+            if !batch.dry_run {
+                it.galleries = linked_before
+                    .into_iter()
+                    .chain(record.gallery_ids().cloned())
+                    .collect::<BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+            }
             ItemWrite { record: (!batch.dry_run).then_some(record), item: it }
         }
         Applied::AlreadySo { before } => {
@@ -266,7 +295,7 @@ async fn apply_items(
     chunk: &BatchChunk,
     pending: &[(u32, MediaId)],
     trash_grace: std::time::Duration,
-) -> StoreResult<BTreeSet<GalleryId>> {
+) -> StoreResult<()> {
     let run = Run { batches, batch, chunk, trash_grace };
     let ids: Vec<MediaId> = pending.iter().map(|(_, m)| *m).collect();
     let records = read_records(media, batch, &ids).await?;
@@ -275,22 +304,12 @@ async fn apply_items(
         writes.push(decide(&run, *seq, *id, records.get(id).cloned()).await?);
     }
     let results = batches.write_items(&writes).await;
-    // The galleries of the records this chunk changed, as read and as written.
-    let mut galleries = BTreeSet::new();
-    let mut touched = |write: &ItemWrite, before: Option<&MediaRecord>| {
-        if let Some(after) = &write.record {
-            galleries.extend(republish::affected(before, after));
-        }
-    };
     // A conflict (someone wrote the record between our read and write) is read again and tried
     // once more; a second conflict is reported, never forced.
     let mut retry = Vec::new();
     for (write, result) in writes.into_iter().zip(results) {
         match result {
-            Ok(()) => {
-                touched(&write, records.get(&write.item.media_id));
-                follow_trash(media, &write).await
-            }
+            Ok(()) => follow_trash(media, &write).await,
             Err(StoreError::AlreadyExists) => {}
             Err(StoreError::VersionConflict { .. }) => retry.push(write.item),
             Err(StoreError::NotFound) => {
@@ -315,10 +334,7 @@ async fn apply_items(
         let write = decide(&run, failed.seq, failed.media_id, fresh.clone()).await?;
         let seq = write.item.seq;
         match batches.write_items(std::slice::from_ref(&write)).await.pop().unwrap_or(Ok(())) {
-            Ok(()) => {
-                touched(&write, fresh.as_ref());
-                follow_trash(media, &write).await
-            }
+            Ok(()) => follow_trash(media, &write).await,
             Err(StoreError::AlreadyExists) => {}
             Err(StoreError::VersionConflict { .. }) => {
                 let it = item(
@@ -337,7 +353,7 @@ async fn apply_items(
             }
         }
     }
-    Ok(galleries)
+    Ok(())
 }
 
 /// A media that went into the trash (or came back) loses (or gets back) its fingerprint, as a

@@ -26,6 +26,8 @@ pub struct Mem {
     chunks: Mutex<BTreeMap<(BatchId, u32), BatchChunk>>,
     items: Mutex<BTreeMap<(BatchId, u32), BatchItem>>,
     pub sent: Mutex<Vec<String>>,
+    /// While set, every send fails (a queue that is unavailable).
+    pub refuse_sends: std::sync::atomic::AtomicBool,
 }
 
 impl Mem {
@@ -197,6 +199,9 @@ impl GalleryStore for Mem {
 #[async_trait]
 impl Queue for Mem {
     async fn send(&self, _: &QueueName, body: &str, _: Duration) -> StoreResult<String> {
+        if self.refuse_sends.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::unavailable(anyhow::anyhow!("the queue is unavailable")));
+        }
         self.sent.lock().unwrap().push(body.to_owned());
         Ok("m".into())
     }

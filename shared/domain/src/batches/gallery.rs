@@ -163,7 +163,9 @@ impl Decider<'_> {
             return self.skip(seq, media, SkippedNotFound, format!("no gallery {gallery_id} of this model"));
         };
         // What the batch a rollback undoes did to the item.
-        let was = original.and_then(|o| o.before.as_ref()).and_then(|b| b.gallery.as_ref()).map(|g| g.place.clone());
+        let original_membership = original.and_then(|o| o.before.as_ref()).and_then(|b| b.gallery.as_ref());
+        let was = original_membership.map(|g| g.place.clone());
+        let was_cover = original_membership.is_some_and(|g| g.cover);
         let contained = work.contains(&media);
         let record = record.filter(|r| !r.is_trashed());
         match &self.membership.kind {
@@ -188,8 +190,12 @@ impl Decider<'_> {
                 };
                 let mut before = UndoValues::of(&record);
                 if contained {
-                    before.gallery =
-                        Some(GalleryMembership { gallery_id, place: place_of(work, &media), restore_to: None });
+                    before.gallery = Some(GalleryMembership {
+                        gallery_id,
+                        place: place_of(work, &media),
+                        restore_to: None,
+                        cover: false,
+                    });
                     return ItemWrite { record: None, item: self.applied(seq, media, before, record.version) };
                 }
                 let mut linked = record;
@@ -210,7 +216,8 @@ impl Decider<'_> {
                     linked.version += 1;
                     linked.updated_at = self.now;
                 }
-                before.gallery = Some(GalleryMembership { gallery_id, place: None, restore_to });
+                let cover = restore_to.is_some() && was_cover;
+                before.gallery = Some(GalleryMembership { gallery_id, place: None, restore_to, cover });
                 let it = self.applied(seq, media, before, linked.version);
                 ItemWrite { record: (changed && !self.batch.dry_run).then_some(linked), item: it }
             }
@@ -229,11 +236,12 @@ impl Decider<'_> {
                     return self.skip(seq, media, SkippedNotFound, "no such media (or it is in the trash)".into());
                 };
                 let place = place_of(work, &media);
+                let cover = work.cover == Some(media);
                 if let Some(work) = self.work.as_mut() {
                     take(work, &media);
                 }
                 let mut before = UndoValues::of(&record);
-                before.gallery = Some(GalleryMembership { gallery_id, place, restore_to: None });
+                before.gallery = Some(GalleryMembership { gallery_id, place, restore_to: None, cover });
                 ItemWrite { record: None, item: self.applied(seq, media, before, record.version) }
             }
         }
@@ -433,6 +441,10 @@ async fn write_gallery(
                     };
                     let op = Operation::InsertItems { media_ids: vec![it.media_id], section_id, position };
                     apply(&mut gallery, vec![op]).map_err(|e| StoreError::internal(anyhow::anyhow!("{e}")))?;
+                    let cover = it.before.as_ref().and_then(|b| b.gallery.as_ref()).is_some_and(|g| g.cover);
+                    if cover && gallery.cover.is_none() {
+                        gallery.cover = Some(it.media_id);
+                    }
                 }
                 if !overflow.is_empty() {
                     // Only when a person filled the gallery between this chunk's read and its write.
@@ -577,6 +589,57 @@ mod tests {
     }
 
     #[test]
+    fn a_field_batch_whose_republish_requests_were_lost_asks_again_when_delivered_again() {
+        use std::sync::atomic::Ordering;
+        rt().block_on(async {
+            let mem = Mem::default();
+            let g = new_gallery(&mem).await;
+            let members: Vec<MediaId> = (0..3).map(|_| mem.lib.add(approved())).collect();
+            run(&mem, BatchOperation::AddToGallery { gallery_id: g.clone() }, members.clone()).await;
+            let outsider = mem.lib.add(approved());
+            let mut items = members.clone();
+            items.push(outsider);
+            let ports = BatchPorts { batches: &mem, media: &mem, galleries: &mem, queue: &mem };
+            let violation =
+                crate::media::Violation { code: "off-brief".into(), severity: crate::media::Severity::Low, note: None };
+            let operation = BatchOperation::Reject { violations: vec![violation], note: None };
+            let request =
+                BatchRequest { model_id: model(), operation, selection: Selection::Items(items), dry_run: false };
+            let batch = super::super::submit(
+                ports,
+                Default::default(),
+                &admin(),
+                request,
+                BatchId::new(),
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .unwrap();
+            mem.sent.lock().unwrap().clear();
+
+            // The chunk's writes land; its republish request cannot be sent: the delivery fails
+            // before the chunk is counted.
+            mem.refuse_sends.store(true, Ordering::SeqCst);
+            let grace = Duration::from_secs(60);
+            let failed = process_chunk(&mem, &mem, &mem, &mem, &batch.batch_id, 0, grace).await;
+            assert!(failed.is_err_and(|e| e.is_transient()));
+            assert_eq!(outcomes(&mem, &batch), vec![ItemOutcome::Applied; 4]);
+            assert_eq!(mem.get_batch(&batch.batch_id).await.unwrap().chunks_done, 0);
+
+            // Delivered again: nothing is left to apply, and the gallery is still asked for.
+            mem.refuse_sends.store(false, Ordering::SeqCst);
+            let report = process_chunk(&mem, &mem, &mem, &mem, &batch.batch_id, 0, grace).await.unwrap();
+            assert!(matches!(report, ChunkReport::Done { ended: true, .. }), "{report:?}");
+            let sent = mem.sent.lock().unwrap().clone();
+            assert_eq!(sent.len(), 1, "one request for the one gallery: {sent:?}");
+            assert!(sent[0].contains(g.as_str()));
+            let stored = mem.items(&batch.batch_id);
+            assert!(stored[..3].iter().all(|i| i.galleries == [g.clone()]), "{stored:?}");
+            assert!(stored[3].galleries.is_empty(), "the outsider shows in no gallery");
+        })
+    }
+
+    #[test]
     fn a_delivery_that_died_before_the_gallery_write_is_completed_by_the_next() {
         rt().block_on(async {
             let mem = Mem::default();
@@ -624,6 +687,17 @@ mod tests {
             let media: Vec<MediaId> = (0..30).map(|_| mem.lib.add(approved())).collect();
             let add = run(&mem, BatchOperation::AddToGallery { gallery_id: g.clone() }, media.clone()).await;
             let full = mem.lib.gallery(&g).sections[0].items.clone();
+            let cover = vec![Operation::SetFields {
+                title: None,
+                slug: None,
+                description: None,
+                visibility: None,
+                cover: Some(Some(media[7])),
+            }];
+            let version = mem.lib.gallery(&g).version;
+            crate::galleries::patch(mem.lib.ports(), &model(), &g, version, cover, "u", OffsetDateTime::now_utc())
+                .await
+                .unwrap();
             let leaving: Vec<MediaId> = [0, 1, 7, 8, 15, 29].iter().map(|i| media[*i]).collect();
             let mut asked = leaving.clone();
             asked.push(mem.lib.add(approved())); // not in the gallery
@@ -632,10 +706,12 @@ mod tests {
             let after = mem.lib.gallery(&g);
             assert_eq!(after.item_count(), 24);
             assert!(leaving.iter().all(|m| !after.contains(m) && !linked(&mem, m, &g)));
+            assert_eq!(after.cover, None, "the cover left with its media");
 
             let undo = roll_back(&mem, &remove).await;
             assert_eq!(undo.counts.applied, 6);
             assert_eq!(mem.lib.gallery(&g).sections[0].items, full, "every item back in its place");
+            assert_eq!(mem.lib.gallery(&g).cover, Some(media[7]), "and the cover back");
             assert!(media.iter().all(|m| linked(&mem, m, &g)));
             assert_eq!(mem.get_batch(&remove.batch_id).await.unwrap().status, BatchStatus::RolledBack);
 

@@ -237,6 +237,10 @@ pub struct GalleryMembership {
     /// A rollback that puts a media back: the place it goes back to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore_to: Option<GalleryPlace>,
+    /// Leaving: it was the gallery's cover. A rollback putting it back: it becomes the cover
+    /// again (unless the gallery has another by then).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cover: bool,
 }
 
 /// A place in a gallery: a section and an index in it. A removal records each item's index
@@ -269,6 +273,11 @@ pub struct BatchItem {
     /// A dry run's outcome is a prediction; nothing was written.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub predicted: bool,
+    /// The galleries the change may show differently (the record's links before and after it),
+    /// written with the outcome: the chunk asks them to republish after its writes, and a
+    /// redelivered chunk asks again, so a delivery that died in between loses no republish.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub galleries: Vec<GalleryId>,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
 }
