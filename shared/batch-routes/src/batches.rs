@@ -14,9 +14,11 @@ use phoenix_domain::batches::wire::{BatchBody, FilterBody, ItemRef};
 use phoenix_domain::batches::{
     self, Batch, BatchError, BatchOperation, BatchPorts, ChunkMessage, ItemOutcome, QUEUE, Submitter,
 };
+use phoenix_domain::idempotency::{self, Claim, IdempotencyKey};
 use phoenix_domain::ports::{BatchQuery, bounds};
 use phoenix_domain::{BatchId, ModelId, StoreError};
 use phoenix_http::conditional::Tagged;
+use phoenix_http::idempotency::{IDEMPOTENT_REPLAYED, idempotency_key};
 use phoenix_http::lambda::PathPrefix;
 use phoenix_http::openapi::{AuthenticatedErrors, JsonBodyErrors};
 use phoenix_http::{ApiError, ApiJson, ApiPath, ApiQuery, Caller, ErrorBody, Role};
@@ -25,7 +27,6 @@ use time::OffsetDateTime;
 use utoipa::IntoParams;
 
 use crate::error::BatchApiError;
-use crate::idempotency::{self, Claim, IDEMPOTENT_REPLAYED, Key};
 use crate::state::BatchState;
 use crate::views::{BatchPage, BatchStatsView, BatchView, ItemPage, ItemView, OperationStatsView, SubmitBatchBody};
 
@@ -79,6 +80,12 @@ fn accepted(
         headers.insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
     Ok(response)
+}
+
+/// The batch an idempotency record names.
+fn batch_of(resource: &str) -> Result<BatchId, ApiError> {
+    BatchId::parse(resource)
+        .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("an idempotency record names no batch: {e}")))
 }
 
 /// What a key's hash is taken of: the request as understood (the operation parsed, the
@@ -141,7 +148,10 @@ pub async fn submit_batch(
         filter: &filter,
         dry_run: request.dry_run,
     };
-    let key = Key::from_headers(&headers, &caller.subject, &canonical)?;
+    // A namespace of its own: a caller's job keys and batch keys never collide.
+    let key = idempotency_key(&headers)?
+        .map(|k| IdempotencyKey::new(format!("batches|{}", caller.subject), k, &canonical))
+        .transpose()?;
     let ports = &state.ports;
     let submitter = submitter(&caller);
     let submit_ports = BatchPorts {
@@ -160,8 +170,9 @@ pub async fn submit_batch(
         return accepted(&caller, &batch, prefix, false);
     };
     let store = ports.metadata.as_ref();
-    let (record, id) = match idempotency::claim(store, &key, now).await? {
+    let claimed = match idempotency::claim(store, &key, BatchId::new().to_string(), now).await? {
         Claim::Replay(id) => {
+            let id = batch_of(&id)?;
             let batch = ports.metadata.get_batch(&id).await.map_err(|e| match e {
                 StoreError::NotFound => ApiError::NotFound(format!("batch {id} not found")),
                 other => other.into(),
@@ -169,8 +180,9 @@ pub async fn submit_batch(
             log_submitted(&batch, true);
             return accepted(&caller, &batch, prefix, true);
         }
-        Claim::Submit(record, id) => (record, id),
+        Claim::Submit(claimed) => claimed,
     };
+    let id = batch_of(claimed.resource_id())?;
     let batch = match ports.metadata.get_batch(&id).await {
         // Written by the submission that died; some chunk messages may be lost, so send again
         // those of the chunks not yet done (a chunk delivered twice applies nothing twice).
@@ -188,13 +200,13 @@ pub async fn submit_batch(
             Ok(batch) => batch,
             Err(BatchError::Store(e)) => return Err(e.into()),
             Err(refused) => {
-                idempotency::release(store, record, now).await;
+                idempotency::release(store, claimed, now).await;
                 return Err(refused.into());
             }
         },
         Err(e) => return Err(e.into()),
     };
-    idempotency::complete(store, record).await?;
+    idempotency::complete(store, claimed).await?;
     log_submitted(&batch, false);
     events::emit(ports.events.as_ref(), &batch, BatchEventKind::Submitted).await;
     accepted(&caller, &batch, prefix, false)

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use phoenix_domain::StoreError;
 use phoenix_domain::batches::BatchError;
 use phoenix_domain::batches::wire::BodyError;
+use phoenix_domain::idempotency::IdempotencyError;
 use phoenix_http::{ApiError, ErrorBody, ErrorDetail};
 
 /// Seconds a caller waits before it retries a submission still in flight (as for jobs).
@@ -29,6 +30,19 @@ pub enum BatchApiError {
     /// 429 `rate_limited` (with `Retry-After`): too many batches running, for the model or in all.
     #[error("{message}")]
     RateLimited { message: String, retry_after: Duration },
+}
+
+impl From<IdempotencyError> for BatchApiError {
+    fn from(e: IdempotencyError) -> Self {
+        match e {
+            e @ IdempotencyError::Malformed => {
+                ApiError::InvalidField { field: "Idempotency-Key".into(), message: e.to_string() }.into()
+            }
+            IdempotencyError::Mismatch => Self::IdempotencyKeyReused,
+            IdempotencyError::InFlight => Self::IdempotencyInFlight,
+            IdempotencyError::Store(e) => e.into(),
+        }
+    }
 }
 
 impl BatchApiError {

@@ -7,7 +7,6 @@
 
 mod batches;
 mod error;
-mod idempotency;
 mod state;
 pub mod views;
 
@@ -27,7 +26,7 @@ pub use batches::STATS_BATCHES;
 /// alone; API Gateway takes 10 MB).
 pub const SUBMIT_MAX_BODY: usize = 2 * 1024 * 1024;
 pub use error::BatchApiError;
-pub use idempotency::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
+pub use phoenix_http::idempotency::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
 pub use state::{BatchRoutePorts, BatchState, Config};
 
 /// The batch routes on their state, ready to merge into an API router.

@@ -5,6 +5,7 @@
 pub mod batches;
 pub mod config;
 pub mod galleries;
+pub mod idempotency;
 pub mod ids;
 pub mod jobs;
 pub mod keys;

@@ -9,6 +9,7 @@ pub mod conditional;
 pub mod cors;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod lambda;
 pub mod layers;
 pub mod openapi;

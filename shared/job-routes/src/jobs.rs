@@ -2,13 +2,15 @@
 //! list, cancel and retry. Handlers parse, authorize, call the domain's use case and render.
 
 use axum::extract::{Extension, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use phoenix_domain::jobs::{self, IdempotencyKey, JobStatus, Operation, SubmitPorts, SubmitRequest, Target};
+use phoenix_domain::idempotency::IdempotencyKey;
+use phoenix_domain::jobs::{self, JobError, JobStatus, Operation, SubmitPorts, SubmitRequest, Target};
 use phoenix_domain::ports::{JobQuery, bounds};
 use phoenix_domain::watermarks::{self, WatermarkError};
 use phoenix_domain::{JobId, ModelId};
 use phoenix_http::conditional::Tagged;
+use phoenix_http::idempotency::{IDEMPOTENT_REPLAYED, idempotency_key};
 use phoenix_http::lambda::PathPrefix;
 use phoenix_http::openapi::{AuthenticatedErrors, JsonBodyErrors};
 use phoenix_http::{ApiError, ApiJson, ApiPath, ApiQuery, Caller, ErrorBody, Role};
@@ -19,11 +21,6 @@ use utoipa::IntoParams;
 use crate::error::JobApiError;
 use crate::state::JobState;
 use crate::views::{JobPage, JobView, SubmitJobBody};
-
-/// The request header that makes a submission idempotent.
-pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
-/// The response header that says a submission was answered from its `Idempotency-Key`.
-pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// `/v1/jobs/{job_id}…`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -44,15 +41,6 @@ impl JobPath {
 fn job_location(prefix: Option<&PathPrefix>, job: &JobId) -> Result<HeaderValue, ApiError> {
     HeaderValue::try_from(PathPrefix::url(prefix, &format!("/v1/jobs/{job}")))
         .map_err(|e| ApiError::Unexpected(anyhow::anyhow!("a job URL is not a header value: {e}")))
-}
-
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(raw) = headers.get(&IDEMPOTENCY_KEY) else { return Ok(None) };
-    let key = raw.to_str().map_err(|_| ApiError::InvalidField {
-        field: "Idempotency-Key".into(),
-        message: "Idempotency-Key must be visible ASCII characters".into(),
-    })?;
-    Ok(Some(key.to_owned()))
 }
 
 /// Submits a job. With an `Idempotency-Key` (1 to 255 visible ASCII characters, kept 24 hours,
@@ -111,7 +99,9 @@ pub async fn submit_job(
         lane: body.priority.unwrap_or_default().into(),
         fault: body.fault,
     };
-    let key = idempotency_key(&headers)?.map(|k| IdempotencyKey::new(&caller.subject, &k, &request)).transpose()?;
+    let key = idempotency_key(&headers)?
+        .map(|k| IdempotencyKey::new(caller.subject.clone(), k, &request).map_err(JobError::from))
+        .transpose()?;
     let submitted = jobs::submit(
         SubmitPorts {
             jobs: ports.metadata.as_ref(),

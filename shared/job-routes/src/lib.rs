@@ -22,7 +22,7 @@ use phoenix_http::AuthMode;
 use utoipa::OpenApi;
 
 pub use error::JobApiError;
-pub use jobs::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
+pub use phoenix_http::idempotency::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
 pub use queues::REDRIVE_BATCH;
 pub use state::{Config, JobPorts, JobState};
 pub use watermarks::WATERMARK_MAX_BODY;

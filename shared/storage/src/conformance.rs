@@ -1546,7 +1546,7 @@ fn idempotency_record(scope: &str, key: &str) -> IdempotencyRecord {
         scope: scope.to_owned(),
         key: key.to_owned(),
         request_hash: "ab".repeat(32),
-        job_id: JobId::new(),
+        resource_id: JobId::new().to_string(),
         in_flight_until: Some(now + Duration::from_secs(30)),
         created_at: now,
         expires_at: now + Duration::from_secs(24 * 3600),

@@ -39,7 +39,10 @@ pub(crate) struct StoredIdempotency {
     pub(crate) scope: String,
     pub(crate) key: String,
     pub(crate) request_hash: String,
-    pub(crate) job_id: JobId,
+    /// What the key makes (a job or a batch). Stored as `job_id`: its name from when keys made
+    /// only jobs, kept so that records written then still read.
+    #[serde(rename = "job_id")]
+    pub(crate) resource_id: String,
     #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     pub(crate) in_flight_until: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
@@ -55,7 +58,7 @@ impl From<&IdempotencyRecord> for StoredIdempotency {
             scope: r.scope.clone(),
             key: r.key.clone(),
             request_hash: r.request_hash.clone(),
-            job_id: r.job_id,
+            resource_id: r.resource_id.clone(),
             in_flight_until: r.in_flight_until,
             created_at: r.created_at,
             expires_at: r.expires_at,
@@ -70,7 +73,7 @@ impl From<StoredIdempotency> for IdempotencyRecord {
             scope: s.scope,
             key: s.key,
             request_hash: s.request_hash,
-            job_id: s.job_id,
+            resource_id: s.resource_id,
             in_flight_until: s.in_flight_until,
             created_at: s.created_at,
             expires_at: s.expires_at,

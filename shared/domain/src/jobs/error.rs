@@ -26,6 +26,18 @@ pub enum JobError {
     Store(StoreError),
 }
 
+impl From<crate::idempotency::IdempotencyError> for JobError {
+    fn from(e: crate::idempotency::IdempotencyError) -> Self {
+        use crate::idempotency::IdempotencyError as E;
+        match e {
+            e @ E::Malformed => Self::invalid("Idempotency-Key", e.to_string()),
+            E::Mismatch => Self::IdempotencyMismatch,
+            E::InFlight => Self::IdempotencyInFlight,
+            E::Store(e) => Self::Store(e),
+        }
+    }
+}
+
 impl JobError {
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         Self::Invalid { field: field.to_owned(), message: message.into() }

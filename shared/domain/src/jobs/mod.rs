@@ -18,7 +18,7 @@ pub use operations::{
     LaneStats, QueueStatsReport, ReapReport, cancel, enqueue, finish_parent_if_done, queue_stats, reap, redrive, retry,
     set_paused, spawn_child,
 };
-pub use submit::{IDEMPOTENCY_RETENTION, IdempotencyKey, SubmitPorts, SubmitRequest, Submitted, new_job, submit};
+pub use submit::{SubmitPorts, SubmitRequest, Submitted, new_job, submit};
 
 use std::time::Duration;
 

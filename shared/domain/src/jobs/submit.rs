@@ -7,9 +7,10 @@ use time::OffsetDateTime;
 
 use super::events::emit;
 use super::{FaultPlan, JOB_RETENTION, Job, JobError, JobEventKind, JobSettings, JobStatus, Lane, Operation, Target};
+use crate::idempotency::{self, Claim, IdempotencyKey};
 use crate::ids::JobId;
 use crate::media::MediaStatus;
-use crate::ports::{EventBus, IdempotencyRecord, IdempotencyStore, JobStore, MediaStore, Queue, StoreError};
+use crate::ports::{EventBus, IdempotencyStore, JobStore, MediaStore, Queue, StoreError};
 
 /// What a caller asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -19,42 +20,6 @@ pub struct SubmitRequest {
     pub lane: Lane,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault: Option<FaultPlan>,
-}
-
-/// Keys live at least this long (then a reused key makes a new job).
-pub const IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(24 * 3600);
-/// A submission still in flight after this is presumed dead, and a retry under its key finishes it.
-pub const IDEMPOTENCY_IN_FLIGHT: Duration = Duration::from_secs(30);
-/// The longest key accepted.
-pub const IDEMPOTENCY_KEY_MAX: usize = 255;
-
-/// An `Idempotency-Key` with the caller it belongs to and the request it was sent with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyKey {
-    scope: String,
-    key: String,
-    request_hash: String,
-}
-
-impl IdempotencyKey {
-    /// `caller` scopes the key (two callers' keys never collide); the hash is of the request as
-    /// understood (canonical JSON), so formatting differences are the same body.
-    pub fn new(caller: &str, key: &str, request: &SubmitRequest) -> Result<Self, JobError> {
-        if key.is_empty() || key.len() > IDEMPOTENCY_KEY_MAX || !key.chars().all(|c| c.is_ascii_graphic()) {
-            return Err(JobError::invalid(
-                "Idempotency-Key",
-                format!("Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters"),
-            ));
-        }
-        use sha2::Digest;
-        let canonical = serde_json::to_vec(request).expect("a request always serialises");
-        let request_hash = hex_lower(&sha2::Sha256::digest(&canonical));
-        Ok(Self { scope: caller.to_owned(), key: key.to_owned(), request_hash })
-    }
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What a submission produced.
@@ -168,61 +133,34 @@ pub async fn submit(
         return write_and_send(&ports, job, now).await.map(|job| Submitted { job, replayed: false });
     };
 
-    let fresh = IdempotencyRecord {
-        scope: key.scope.clone(),
-        key: key.key.clone(),
-        request_hash: key.request_hash.clone(),
-        job_id: JobId::new(),
-        in_flight_until: Some(now + IDEMPOTENCY_IN_FLIGHT),
-        created_at: now,
-        expires_at: now + IDEMPOTENCY_RETENTION,
-        version: 1,
-    };
-    let mut record = match ports.idempotency.create_idempotency(&fresh).await {
-        Ok(()) => fresh,
-        Err(StoreError::AlreadyExists) => {
-            let existing = ports.idempotency.get_idempotency(&key.scope, &key.key).await?;
-            if existing.request_hash != key.request_hash {
-                return Err(JobError::IdempotencyMismatch);
-            }
-            match existing.in_flight_until {
-                None => {
-                    let job =
-                        ports.jobs.get_job(&existing.job_id).await.map_err(JobError::reading(&existing.job_id))?;
-                    return Ok(Submitted { job, replayed: true });
-                }
-                Some(until) if until > now => return Err(JobError::IdempotencyInFlight),
-                // Its maker died mid-submission: take it over (one taker wins the write).
-                Some(_) => {
-                    let mut taken = existing;
-                    taken.in_flight_until = Some(now + IDEMPOTENCY_IN_FLIGHT);
-                    taken.version += 1;
-                    ports.idempotency.update_idempotency(&taken).await.map_err(|e| match e {
-                        StoreError::VersionConflict { .. } => JobError::IdempotencyInFlight,
-                        other => JobError::Store(other),
-                    })?;
-                    taken
-                }
-            }
+    let claimed = match idempotency::claim(ports.idempotency, &key, JobId::new().to_string(), now).await? {
+        Claim::Replay(id) => {
+            let id = job_id_of(&id)?;
+            let job = ports.jobs.get_job(&id).await.map_err(JobError::reading(&id))?;
+            return Ok(Submitted { job, replayed: true });
         }
-        Err(e) => return Err(e.into()),
+        Claim::Submit(claimed) => claimed,
     };
-
-    let job = match ports.jobs.get_job(&record.job_id).await {
+    let id = job_id_of(claimed.resource_id())?;
+    let job = match ports.jobs.get_job(&id).await {
         Ok(job) => {
             // Written by the submission that died; its message may be lost, so send again.
             ports.queue.send(&job.lane.queue(), &job.message().to_json(), Duration::ZERO).await?;
             job
         }
         Err(StoreError::NotFound) => {
-            write_and_send(&ports, new_job(record.job_id, &request, submitted_by, settings, now), now).await?
+            write_and_send(&ports, new_job(id, &request, submitted_by, settings, now), now).await?
         }
         Err(e) => return Err(e.into()),
     };
-    record.in_flight_until = None;
-    record.version += 1;
-    ports.idempotency.update_idempotency(&record).await?;
+    idempotency::complete(ports.idempotency, claimed).await?;
     Ok(Submitted { job, replayed: false })
+}
+
+/// The job an idempotency record names.
+fn job_id_of(resource: &str) -> Result<JobId, JobError> {
+    JobId::parse(resource)
+        .map_err(|e| JobError::Store(StoreError::internal(anyhow::anyhow!("an idempotency record names no job: {e}"))))
 }
 
 async fn write_and_send(ports: &SubmitPorts<'_>, job: Job, now: OffsetDateTime) -> Result<Job, JobError> {
@@ -256,7 +194,7 @@ mod tests {
         let ports = || SubmitPorts { jobs: &store, idempotency: &store, media: &media, queue: &store, events: &store };
         let settings = JobSettings::default();
         let now = OffsetDateTime::now_utc();
-        let key = |r: &SubmitRequest| Some(IdempotencyKey::new("u1", "k-1", r).unwrap());
+        let key = |r: &SubmitRequest| Some(IdempotencyKey::new("u1".into(), "k-1", r).unwrap());
         let first =
             submit(ports(), &settings, "u1", request(&record, 90), key(&request(&record, 90)), now).await.unwrap();
         let again =
@@ -269,7 +207,7 @@ mod tests {
         let other = submit(ports(), &settings, "u1", request(&record, 180), key(&request(&record, 180)), now).await;
         assert!(matches!(other, Err(JobError::IdempotencyMismatch)), "{other:?}");
         // Another caller's same key is another key.
-        let theirs = IdempotencyKey::new("u2", "k-1", &request(&record, 90)).unwrap();
+        let theirs = IdempotencyKey::new("u2".into(), "k-1", &request(&record, 90)).unwrap();
         let second = submit(ports(), &settings, "u2", request(&record, 90), Some(theirs), now).await.unwrap();
         assert_ne!(second.job.job_id, first.job.job_id);
     }
@@ -280,25 +218,17 @@ mod tests {
         let record = media.stored().unwrap();
         let settings = JobSettings::default();
         let now = OffsetDateTime::now_utc();
-        let key = IdempotencyKey::new("u1", "k", &request(&record, 90)).unwrap();
-        // A submission that wrote its key and died.
-        let dead = IdempotencyRecord {
-            scope: "u1".into(),
-            key: "k".into(),
-            request_hash: key.request_hash.clone(),
-            job_id: JobId::new(),
-            in_flight_until: Some(now + Duration::from_secs(10)),
-            created_at: now,
-            expires_at: now + IDEMPOTENCY_RETENTION,
-            version: 1,
+        let key = IdempotencyKey::new("u1".into(), "k", &request(&record, 90)).unwrap();
+        // A submission that took its key and died.
+        let Claim::Submit(dead) = idempotency::claim(&store, &key, JobId::new().to_string(), now).await.unwrap() else {
+            panic!("a fresh key is claimed");
         };
-        store.create_idempotency(&dead).await.unwrap();
         let ports = || SubmitPorts { jobs: &store, idempotency: &store, media: &media, queue: &store, events: &store };
         let busy = submit(ports(), &settings, "u1", request(&record, 90), Some(key.clone()), now).await;
         assert!(matches!(busy, Err(JobError::IdempotencyInFlight)), "{busy:?}");
-        let later = now + Duration::from_secs(11);
+        let later = now + idempotency::IN_FLIGHT + Duration::from_secs(1);
         let taken = submit(ports(), &settings, "u1", request(&record, 90), Some(key), later).await.unwrap();
-        assert_eq!(taken.job.job_id, dead.job_id, "the key's job, not a second one");
+        assert_eq!(taken.job.job_id.to_string(), dead.resource_id(), "the key's job, not a second one");
         assert_eq!(store.get_idempotency("u1", "k").await.unwrap().in_flight_until, None);
     }
 

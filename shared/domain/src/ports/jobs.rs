@@ -65,8 +65,9 @@ pub struct IdempotencyRecord {
     pub key: String,
     /// SHA-256 of the canonical request body: the same key with another body is refused.
     pub request_hash: String,
-    /// The job this key makes (chosen before the job is written, so a retry makes the same one).
-    pub job_id: JobId,
+    /// The id of what this key makes (a job, a batch), chosen before it is written, so a retry
+    /// makes the same one.
+    pub resource_id: String,
     /// `None` once the submission completed; while in flight, when its maker is presumed dead.
     pub in_flight_until: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
