@@ -2208,6 +2208,39 @@ async fn item_listings(store: &dyn BatchStore, batch: &Batch) {
             other => panic!("a cursor {bad:?} this listing did not return must be Invalid, got {other:?}"),
         }
     }
+    item_revisions(store, batch, &stored).await;
+}
+
+/// An applied outcome revised (once, from the outcome it has) shows everywhere; anything else is
+/// refused and changes nothing.
+async fn item_revisions(store: &dyn BatchStore, batch: &Batch, stored: &[BatchItem]) {
+    let id = &batch.batch_id;
+    let applied = stored.iter().find(|i| i.outcome == ItemOutcome::Applied).expect("an applied item").clone();
+    let revised = BatchItem {
+        outcome: ItemOutcome::SkippedInvalidState,
+        message: Some("the gallery filled up meanwhile".into()),
+        before: None,
+        written_version: None,
+        galleries: vec![],
+        ..applied.clone()
+    };
+    store.revise_item(&revised, ItemOutcome::Applied).await.expect("revise_item");
+    assert_eq!(store.get_item(id, applied.seq).await.expect("get_item"), revised, "the revised outcome");
+    let listed = list_all_items(store, id, Some(ItemOutcome::SkippedInvalidState), 100).await;
+    assert!(listed.contains(&revised), "listed under its new outcome");
+    let listed = list_all_items(store, id, Some(ItemOutcome::Applied), 100).await;
+    assert!(!listed.iter().any(|i| i.seq == applied.seq), "and no longer under the old one");
+    match store.revise_item(&applied, ItemOutcome::Applied).await {
+        Err(StoreError::VersionConflict { .. }) => {}
+        other => panic!("revising from an outcome the item no longer has must be VersionConflict, got {other:?}"),
+    }
+    assert_eq!(store.get_item(id, applied.seq).await.expect("get_item"), revised, "a refusal changes nothing");
+    let absent = BatchItem { seq: 99, ..revised.clone() };
+    match store.revise_item(&absent, ItemOutcome::Applied).await {
+        Err(StoreError::NotFound) => {}
+        other => panic!("revising an item without an outcome must be NotFound, got {other:?}"),
+    }
+    assert!(matches!(store.get_item(id, 99).await, Err(StoreError::NotFound)), "none was made");
 }
 
 /// Listings (a model's, every model's: newest first) and counts against what the store must

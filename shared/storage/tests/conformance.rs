@@ -589,6 +589,34 @@ mod aws {
                 assert!(CdnSettings::from_parameter(&ssm, &name).await.is_err(), "{bad} is refused");
             }
         }
+
+        /// `PHOENIX_SHARE_KEYS_PARAMETER`: the share links' keys as a SecureString.
+        #[tokio::test]
+        async fn share_keys_from_a_parameter() {
+            use phoenix_storage::aws::share_keys_from_parameter;
+            let config = emulator().await;
+            let ssm = aws_sdk_ssm::Client::new(&config);
+            let name = format!("/conformance-{}/share-keys", suffix());
+            let missing = share_keys_from_parameter(&ssm, &name).await.expect("a missing parameter is no keys");
+            assert!(missing.is_none(), "not created yet: share links are off");
+            let put = |value: String| {
+                ssm.put_parameter()
+                    .name(&name)
+                    .value(value)
+                    .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+                    .overwrite(true)
+                    .send()
+            };
+            let ring = format!("k2:{},k1:{}", "B".repeat(44), "A".repeat(44));
+            put(ring.clone()).await.expect("put the parameter");
+            let keys = share_keys_from_parameter(&ssm, &name).await.expect("read").expect("keys");
+            let expected = phoenix_domain::shares::ShareKeys::parse(&ring).expect("a valid ring");
+            let link = phoenix_domain::ShareLinkId::new();
+            assert_eq!(keys.sign(&link), expected.sign(&link), "the ring as written: the same signatures");
+            put("k1:too-short".into()).await.expect("put the parameter");
+            let refused = share_keys_from_parameter(&ssm, &name).await.expect_err("a malformed ring is refused");
+            assert!(refused.to_string().contains(&name), "{refused}");
+        }
     }
 }
 

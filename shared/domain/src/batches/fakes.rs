@@ -28,6 +28,9 @@ pub struct Mem {
     pub sent: Mutex<Vec<String>>,
     /// While set, every send fails (a queue that is unavailable).
     pub refuse_sends: std::sync::atomic::AtomicBool,
+    /// Runs once, after the next item writes (what a person does meanwhile).
+    #[allow(clippy::type_complexity)]
+    pub after_item_writes: Mutex<Option<Box<dyn FnOnce(&Fakes) + Send>>>,
 }
 
 impl Mem {
@@ -93,7 +96,20 @@ impl BatchStore for Mem {
             self.items.lock().unwrap().insert(key, w.item.clone());
             out.push(Ok(()));
         }
+        let meanwhile = self.after_item_writes.lock().unwrap().take();
+        if let Some(meanwhile) = meanwhile {
+            meanwhile(&self.lib);
+        }
         out
+    }
+    async fn revise_item(&self, item: &BatchItem, from: ItemOutcome) -> StoreResult<()> {
+        let mut items = self.items.lock().unwrap();
+        let stored = items.get_mut(&(item.batch_id, item.seq)).ok_or(StoreError::NotFound)?;
+        if stored.outcome != from {
+            return Err(StoreError::VersionConflict { current: None });
+        }
+        *stored = item.clone();
+        Ok(())
     }
     async fn list_items(
         &self,

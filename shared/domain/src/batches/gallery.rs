@@ -18,7 +18,7 @@
 //! item writes and the gallery write is completed by the next one. At most 2,000 items: a join
 //! that finds the gallery full is `skipped_invalid_state`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use time::OffsetDateTime;
 
@@ -396,6 +396,36 @@ async fn relink(
     Ok(())
 }
 
+/// Joins the gallery has no room for after all: their links come off, then their outcomes say
+/// so (in that order: a delivery that dies in between finds them still applied, and does both
+/// again).
+async fn turn_away(
+    ports: Ports<'_>,
+    batch: &Batch,
+    gallery: &GalleryId,
+    items: &[&BatchItem],
+    now: OffsetDateTime,
+) -> StoreResult<()> {
+    let media: Vec<MediaId> = items.iter().map(|i| i.media_id).collect();
+    unlink_all(ports.media, &batch.model_id, &media, gallery, batch.submitted_by.as_str(), now).await;
+    for it in items {
+        let skipped = BatchItem {
+            outcome: ItemOutcome::SkippedInvalidState,
+            message: Some(format!("the gallery filled up while the batch ran: it holds at most {MAX_ITEMS} items")),
+            before: None,
+            written_version: None,
+            galleries: Vec::new(),
+            ..(*it).clone()
+        };
+        match ports.batches.revise_item(&skipped, ItemOutcome::Applied).await {
+            // Already revised by an earlier delivery.
+            Ok(()) | Err(StoreError::VersionConflict { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// The chunk's one gallery write, with its mark, conditional on the version read and retried
 /// on a conflict; then the leaves' links come off. A gallery deleted meanwhile takes the joins'
 /// links back.
@@ -411,6 +441,8 @@ async fn write_gallery(
     let media: Vec<MediaId> = moved_items.iter().map(|i| i.media_id).collect();
     let actor = batch.submitted_by.as_str();
     let this = mark(batch, chunk);
+    // Joins that found the gallery full, reported as such (not joined on a later attempt).
+    let mut turned_away: HashSet<MediaId> = HashSet::new();
     for _ in 0..GALLERY_ATTEMPTS {
         let Some(mut gallery) = read_gallery(ports, batch, &membership.gallery).await? else {
             if joins {
@@ -422,10 +454,13 @@ async fn write_gallery(
         if !gallery.batch_marks.contains(&this) {
             if joins {
                 let mut overflow = Vec::new();
-                let missing: Vec<&BatchItem> = moved_items.iter().filter(|i| !gallery.contains(&i.media_id)).collect();
+                let missing: Vec<&BatchItem> = moved_items
+                    .iter()
+                    .filter(|i| !gallery.contains(&i.media_id) && !turned_away.contains(&i.media_id))
+                    .collect();
                 for it in missing {
                     if gallery.item_count() >= MAX_ITEMS {
-                        overflow.push(it.media_id);
+                        overflow.push(it);
                         continue;
                     }
                     let restore_to =
@@ -449,7 +484,8 @@ async fn write_gallery(
                 if !overflow.is_empty() {
                     // Only when a person filled the gallery between this chunk's read and its write.
                     tracing::warn!(gallery_id = %membership.gallery, items = overflow.len(), "the gallery filled up while a batch added to it: links taken back");
-                    unlink_all(ports.media, &batch.model_id, &overflow, &membership.gallery, actor, now).await;
+                    turn_away(ports, batch, &membership.gallery, &overflow, now).await?;
+                    turned_away.extend(overflow.iter().map(|i| i.media_id));
                 }
             } else {
                 let present: Vec<MediaId> = media.iter().filter(|m| gallery.contains(m)).copied().collect();
@@ -732,6 +768,38 @@ mod tests {
             assert_eq!((undo.counts.applied, undo.counts.skipped_conflict), (29, 1));
             assert_eq!(mem.lib.gallery(&g).item_count(), 0);
             assert!(media.iter().all(|m| !linked(&mem, m, &g)));
+        })
+    }
+
+    #[test]
+    fn joins_a_person_left_no_room_for_are_reported_skipped_not_applied() {
+        rt().block_on(async {
+            let mem = Mem::default();
+            let g = new_gallery(&mem).await;
+            let filler = MAX_ITEMS - 5;
+            mem.lib
+                .edit_gallery(&g, |gallery| gallery.sections[0].items = (0..filler).map(|_| MediaId::new()).collect());
+            let media: Vec<MediaId> = (0..5).map(|_| mem.lib.add(approved())).collect();
+            // Between the chunk's item writes and its gallery write, a person adds three.
+            let filled = g.clone();
+            *mem.after_item_writes.lock().unwrap() = Some(Box::new(move |lib: &crate::galleries::fakes::Fakes| {
+                lib.edit_gallery(&filled, |gallery| gallery.sections[0].items.extend((0..3).map(|_| MediaId::new())));
+            }));
+            let batch = run(&mem, BatchOperation::AddToGallery { gallery_id: g.clone() }, media.clone()).await;
+            let gallery = mem.lib.gallery(&g);
+            assert_eq!(gallery.item_count(), MAX_ITEMS);
+            assert_eq!((batch.counts.applied, batch.counts.skipped_invalid_state), (2, 3), "{:?}", batch.counts);
+            for item in mem.items(&batch.batch_id) {
+                let (joined, is_linked) = (gallery.contains(&item.media_id), linked(&mem, &item.media_id, &g));
+                match item.outcome {
+                    ItemOutcome::Applied => assert!(joined && is_linked, "{item:?}"),
+                    ItemOutcome::SkippedInvalidState => {
+                        assert!(!joined && !is_linked && item.before.is_none(), "{item:?}");
+                        assert!(item.message.as_deref().unwrap_or_default().contains("filled up"));
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
         })
     }
 

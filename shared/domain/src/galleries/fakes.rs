@@ -117,6 +117,14 @@ impl Fakes {
         self.objects.lock().unwrap().keys().filter(|k| k.starts_with(prefix)).cloned().collect()
     }
 
+    /// Changes a gallery as a person's write would (a new version).
+    pub fn edit_gallery(&self, id: &GalleryId, change: impl FnOnce(&mut Gallery)) {
+        let mut galleries = self.galleries.lock().unwrap();
+        let gallery = galleries.get_mut(id).unwrap();
+        change(gallery);
+        gallery.version += 1;
+    }
+
     /// The next gallery update meets a concurrent writer (a version conflict).
     pub fn fail_next_gallery_update(&self) {
         self.fail_gallery_update.store(true, Ordering::SeqCst);

@@ -54,6 +54,10 @@ pub trait BatchStore: Send + Sync {
     /// Each write atomically on its own (the record with its index entries, and its outcome);
     /// one result per write, in order. Adapters may group them for speed, never merge their fates.
     async fn write_items(&self, writes: &[ItemWrite]) -> Vec<StoreResult<()>>;
+    /// Replaces an item's outcome with `item` if the stored one is `from` (else
+    /// `VersionConflict`; `NotFound` if the item has none): the one change an outcome allows, when
+    /// an applied item turns out not to have been applied after all (its gallery filled up).
+    async fn revise_item(&self, item: &BatchItem, from: ItemOutcome) -> StoreResult<()>;
     /// A batch's items in order, optionally only those with `outcome`; pages may come back short
     /// with a cursor to follow.
     async fn list_items(

@@ -30,7 +30,7 @@ pub use dynamo::{DynamoMetadataStore, IndexSpec, KeySpec, TABLE, TableSpec, crea
 pub use events::EventBridgeBus;
 pub use lanes::LambdaLanes;
 pub use s3::S3ObjectStore;
-pub use share_keys::load_share_keys;
+pub use share_keys::{load_share_keys, share_keys_from_parameter};
 pub use sqs::SqsQueue;
 
 static SDK_CONFIG: OnceCell<SdkConfig> = OnceCell::const_new();

@@ -317,6 +317,36 @@ impl BatchStore for LocalMetadataStore {
         group.unwrap_or_else(|e| (0..count).map(|_| Err(for_each(&e))).collect())
     }
 
+    async fn revise_item(&self, item: &BatchItem, from: ItemOutcome) -> StoreResult<()> {
+        let doc = encode("batch item", item)?;
+        let (id, seq, outcome, now) = (item.batch_id.to_string(), item.seq, item.outcome.as_str(), now_secs());
+        self.db
+            .run(move |conn| {
+                let changed = conn
+                    .prepare_cached(
+                        "UPDATE batch_items SET outcome = ?1, doc = ?2
+                         WHERE batch_id = ?3 AND seq = ?4 AND outcome = ?5 AND expires_at > ?6",
+                    )
+                    .map_err(sql_err)?
+                    .execute(params![outcome, doc, id, seq, from.as_str(), now])
+                    .map_err(sql_err)?;
+                if changed == 1 {
+                    return Ok(());
+                }
+                let exists = conn
+                    .prepare_cached("SELECT 1 FROM batch_items WHERE batch_id = ?1 AND seq = ?2 AND expires_at > ?3")
+                    .map_err(sql_err)?
+                    .query_row(params![id, seq, now], |_| Ok(()))
+                    .optional()
+                    .map_err(sql_err)?;
+                Err(match exists {
+                    Some(()) => StoreError::VersionConflict { current: None },
+                    None => StoreError::NotFound,
+                })
+            })
+            .await
+    }
+
     async fn list_items(
         &self,
         id: &BatchId,

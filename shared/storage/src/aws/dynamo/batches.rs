@@ -568,6 +568,32 @@ impl BatchStore for DynamoMetadataStore {
         results
     }
 
+    async fn revise_item(&self, item: &BatchItem, from: ItemOutcome) -> StoreResult<()> {
+        check_seq(item.seq)?;
+        let Some(expires) = self.live_expiry(&item.batch_id).await? else { return Err(StoreError::NotFound) };
+        let sent = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(outcome_item(item, expires)?))
+            .condition_expression("attribute_exists(#pk) AND #outcome = :from")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#outcome", "outcome")
+            .expression_attribute_values(":from", s(from.as_str().to_owned()))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => {
+                match self.get_item(&item.batch_id, item.seq).await {
+                    Ok(_) => Err(StoreError::VersionConflict { current: None }),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(classify("dynamodb PutItem", e)),
+        }
+    }
+
     async fn list_items(
         &self,
         id: &BatchId,
