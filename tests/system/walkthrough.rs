@@ -34,7 +34,15 @@ async fn the_printed_walkthrough_works_pasted_from_any_folder() {
     assert_eq!(lines[1], "PUT: HTTP 200", "{stdout}");
     assert_eq!(lines[2], "status: pending_review", "{stdout}");
     assert!(lines[3].starts_with(&format!("{}/derived/", app.url)), "{stdout}");
-    assert_eq!(&lines[4..], ["First light", "approved"], "{stdout}");
+    assert_eq!(&lines[4..6], ["First light", "approved"], "{stdout}");
+    assert_eq!(lines[6], "gallery: HTTP 200", "{stdout}");
+    let page = lines[7].strip_prefix(&format!("open {}/g/first-light-", app.url)).expect("the page's URL");
+    assert_eq!(page.len(), 8, "{stdout}");
+    assert_eq!(&lines[8..], ["First light"], "the public document shows the caption: {stdout}");
+    // The page it says to open is there, for anyone.
+    let opened = app.client.get(lines[7].trim_start_matches("open ")).send().await.unwrap();
+    assert_eq!(opened.status(), 200);
+    assert!(opened.text().await.unwrap().contains("First light"));
     assert!(stderr.is_empty(), "{stderr}");
 }
 

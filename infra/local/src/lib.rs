@@ -98,7 +98,7 @@ pub fn sample_photo() -> String {
 }
 
 /// The copy-paste walkthrough the server prints: upload a JPEG, PUT it, wait for its derivatives,
-/// edit it with its ETag, approve it as the admin. Each step prints what it did; it works pasted
+/// edit it with its ETag, approve it as the admin, publish it in a public gallery. Each step prints what it did; it works pasted
 /// from any folder (a test runs it).
 pub fn walkthrough(url: &str, model_token: &str, admin_token: &str, photo: &str) -> String {
     format!(
@@ -130,6 +130,17 @@ curl -sS -X PATCH "$API/v1/models/$MODEL/media/$MEDIA" -H "Authorization: Bearer
   -H 'Content-Type: application/json' -d '{{"caption":"First light"}}' | json caption
 curl -sS -X POST "$API/v1/models/$MODEL/media/$MEDIA/review" -H "Authorization: Bearer $ADMIN" \
   -H 'Content-Type: application/json' -d '{{"decision":"approve"}}' | json status
+# 5. put it in a public gallery and publish it: a page for people, JSON for frontends, no auth
+export SLUG="first-light-${{MEDIA: -8}}"
+export GALLERY=$(curl -sS -X POST "$API/v1/models/$MODEL/galleries" -H "Authorization: Bearer $TOKEN" \
+  -H 'Content-Type: application/json' -d "{{\"title\":\"First light\",\"slug\":\"$SLUG\",\"visibility\":\"public\"}}" \
+  | json gallery_id)
+curl -sS -X PATCH "$API/v1/models/$MODEL/galleries/$GALLERY" -H "Authorization: Bearer $TOKEN" -H 'If-Match: "1"' \
+  -H 'Content-Type: application/json' -d "{{\"operations\":[{{\"op\":\"insert_items\",\"media_ids\":[\"$MEDIA\"]}}]}}" \
+  -o /dev/null -w 'gallery: HTTP %{{http_code}}\n'
+echo "open $API$(curl -sS -X POST "$API/v1/models/$MODEL/galleries/$GALLERY/publish" \
+  -H "Authorization: Bearer $TOKEN" | json publication page)"
+curl -sS "$API/v1/public/galleries/$GALLERY" | json sections 0 items 0 caption
 "#
     )
 }
