@@ -550,20 +550,17 @@ mod tests {
         crate::galleries::create(mem, &model(), request, OffsetDateTime::now_utc()).await.unwrap().gallery_id
     }
 
-    /// Submits and applies every chunk once, in order.
-    async fn run(mem: &Mem, operation: BatchOperation, items: Vec<MediaId>) -> Batch {
+    /// Submits, as an admin.
+    async fn submit(mem: &Mem, operation: BatchOperation, items: Vec<MediaId>) -> Batch {
         let ports = BatchPorts { batches: mem, media: mem, galleries: mem, queue: mem };
         let request = BatchRequest { model_id: model(), operation, selection: Selection::Items(items), dry_run: false };
-        let batch = super::super::submit(
-            ports,
-            Default::default(),
-            &admin(),
-            request,
-            BatchId::new(),
-            OffsetDateTime::now_utc(),
-        )
-        .await
-        .unwrap();
+        let now = OffsetDateTime::now_utc();
+        super::super::submit(ports, Default::default(), &admin(), request, BatchId::new(), now).await.unwrap()
+    }
+
+    /// Submits and applies every chunk once, in order.
+    async fn run(mem: &Mem, operation: BatchOperation, items: Vec<MediaId>) -> Batch {
+        let batch = submit(mem, operation, items).await;
         apply_all(mem, &batch).await
     }
 
@@ -635,22 +632,9 @@ mod tests {
             let outsider = mem.lib.add(approved());
             let mut items = members.clone();
             items.push(outsider);
-            let ports = BatchPorts { batches: &mem, media: &mem, galleries: &mem, queue: &mem };
             let violation =
                 crate::media::Violation { code: "off-brief".into(), severity: crate::media::Severity::Low, note: None };
-            let operation = BatchOperation::Reject { violations: vec![violation], note: None };
-            let request =
-                BatchRequest { model_id: model(), operation, selection: Selection::Items(items), dry_run: false };
-            let batch = super::super::submit(
-                ports,
-                Default::default(),
-                &admin(),
-                request,
-                BatchId::new(),
-                OffsetDateTime::now_utc(),
-            )
-            .await
-            .unwrap();
+            let batch = submit(&mem, BatchOperation::Reject { violations: vec![violation], note: None }, items).await;
             mem.sent.lock().unwrap().clear();
 
             // The chunk's writes land; its republish request cannot be sent: the delivery fails
