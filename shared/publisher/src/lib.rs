@@ -138,11 +138,16 @@ impl MessageHandler for Publisher {
         let outcomes: Vec<(Vec<Delivery>, Outcome)> = futures::stream::iter(work)
             .map(|((model, gallery), (deliveries, slugs, reasons))| async move {
                 let republish = reasons.iter().any(|r| r.republishes());
+                // A person's publish or rollback changed the document already: warm it too.
+                let changed_by_person = reasons.contains(&Reason::Published);
                 let span = tracing::info_span!(
                     "gallery", gallery_id = %gallery, messages = deliveries.len(), reasons = ?reasons
                 );
-                let outcome =
-                    tracing::Instrument::instrument(self.gallery(&model, &gallery, &slugs, republish), span).await;
+                let outcome = tracing::Instrument::instrument(
+                    self.gallery(&model, &gallery, &slugs, republish, changed_by_person),
+                    span,
+                )
+                .await;
                 (deliveries, outcome)
             })
             .buffer_unordered(GALLERY_CONCURRENCY)
@@ -167,13 +172,15 @@ fn gallery_outcome(e: GalleryError) -> Outcome {
 }
 
 impl Publisher {
-    /// Refreshes one gallery (publishing it if its document changed) and invalidates its paths.
+    /// Refreshes one gallery (publishing it if its document changed) and invalidates its paths;
+    /// then warms them if the document is new (published here, or by a person: `changed`).
     async fn gallery(
         &self,
         model: &ModelId,
         id: &GalleryId,
         previous_slugs: &BTreeSet<Slug>,
         republish: bool,
+        changed: bool,
     ) -> Outcome {
         let m = self.ports.metadata.as_ref();
         let ports = GalleryPorts { galleries: m, media: m, objects: self.ports.objects.as_ref() };
@@ -205,7 +212,7 @@ impl Publisher {
             Err(e) if e.is_transient() => return Outcome::Transient(format!("{e:#}")),
             Err(e) => return Outcome::Permanent(format!("{e:#}")),
         }
-        if let (Some(_), Some(warmer), Some(gallery)) = (published, &self.ports.warmer, gallery)
+        if let (true, Some(warmer), Some(gallery)) = (published.is_some() || changed, &self.ports.warmer, gallery)
             && gallery.visibility.is_readable_publicly()
         {
             for path in [format!("/v1/public/galleries/{id}"), format!("/g/{}", gallery.slug)] {

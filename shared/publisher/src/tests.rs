@@ -153,6 +153,20 @@ async fn messages_for_one_gallery_coalesce_into_one_publish_and_one_invalidation
 }
 
 #[tokio::test]
+async fn a_persons_publish_is_invalidated_and_warmed_not_published_again() {
+    let s = setup();
+    let a = s.gallery("alpha", Visibility::Public, true).await;
+    let hidden = s.gallery("hidden", Visibility::Private, true).await;
+    let results =
+        s.handle(&[message(&a.gallery_id, Reason::Published), message(&hidden.gallery_id, Reason::Published)]).await;
+    assert!(all_ok(&results), "{results:?}");
+    assert_eq!(s.current(&a.gallery_id).await, 1, "the person's version stands");
+    assert_eq!(s.cdn.invalidations().len(), 2);
+    // The first visitor of the new version gets a hit; a private gallery is never requested.
+    assert_eq!(*s.warmed.lock().unwrap(), [format!("/v1/public/galleries/{}", a.gallery_id), "/g/alpha".into()]);
+}
+
+#[tokio::test]
 async fn a_redelivery_publishes_nothing_and_asks_for_the_same_invalidation() {
     let s = setup();
     let a = s.gallery("alpha", Visibility::Public, true).await;
