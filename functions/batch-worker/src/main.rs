@@ -39,15 +39,18 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let ports = BatchWorkerPorts { metadata: metadata.clone(), queue: queue.clone(), events: Arc::new(events) };
     let worker = phoenix_batch_worker::build(config, ports);
 
-    // The publisher links derivatives as the API does: the configured base, else the CDN's.
-    let cdn_base = CdnSettings::load(&sdk).await?.map(|cdn| cdn.base_url());
+    // The publisher links derivatives as the API does: the configured base, else the CDN's. The
+    // CDN's settings are read once; the adapter reads them itself only if they were not there yet.
+    let settings = CdnSettings::load(&sdk).await?;
+    let cdn_base = settings.as_ref().map(CdnSettings::base_url);
     let media_base = match env_or("PHOENIX_PUBLIC_MEDIA_BASE", String::new())? {
         base if base.is_empty() => cdn_base.clone().unwrap_or_default(),
         base => base,
     };
-    let cdn: Arc<dyn phoenix_domain::ports::Cdn> = match CloudFrontCdn::from_env(&sdk)? {
-        Some(cdn) => Arc::new(cdn),
-        None => Arc::new(NoCdn),
+    let cdn: Arc<dyn phoenix_domain::ports::Cdn> = match (&settings, CloudFrontCdn::from_env(&sdk)?) {
+        (Some(settings), _) => Arc::new(settings.cdn(&sdk)),
+        (None, Some(cdn)) => Arc::new(cdn),
+        (None, None) => Arc::new(NoCdn),
     };
     let warmer = HttpWarmer::from_env(cdn_base.as_deref())?.map(|w| Arc::new(w) as Arc<dyn phoenix_publisher::Warmer>);
     let publisher = phoenix_publisher::build(
