@@ -8,7 +8,7 @@
 //! removed): 404; both the bare error. Every answer is `private, no-store`: never cached, by the
 //! CDN or the browser. Every opening is recorded before the gallery is sent.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 
 use axum::Json;
@@ -16,11 +16,10 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, USER_AGENT, VARY};
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use phoenix_domain::galleries::publish::{is_publishable, read_document, render};
+use phoenix_domain::galleries::publish::{is_publishable, read_document, read_members, render};
 use phoenix_domain::galleries::{Gallery, PublishedDocument, PublishedItem};
-use phoenix_domain::ports::bounds;
 use phoenix_domain::shares::{self, ShareError, ShareLink};
-use phoenix_domain::{MediaId, MediaRecord, ModelId, StoreError};
+use phoenix_domain::{MediaId, StoreError};
 use phoenix_http::lambda::SourceIp;
 use phoenix_http::{ApiError, ApiPath, ErrorBody};
 use serde::{Deserialize, Serialize};
@@ -79,7 +78,7 @@ async fn shared_document(
     let current = gallery.publication.as_ref().map(|p| p.current).filter(|c| *c > 0);
     let Some(version) = current else {
         let members: Vec<MediaId> = gallery.items().copied().collect();
-        let records = records(state, &gallery.model_id, &members).await?;
+        let records = read_members(state.ports.metadata.as_ref(), &gallery.model_id, &members).await?;
         return Ok(render(&gallery, &records, 0, &state.config.media_base, now));
     };
     let body = match read_document(state.ports.objects.as_ref(), &gallery.gallery_id, version).await {
@@ -101,7 +100,7 @@ async fn drop_unshowable(
     now: OffsetDateTime,
 ) -> Result<(), GalleryApiError> {
     let shown: Vec<MediaId> = document.sections.iter().flat_map(|s| s.items.iter().map(|i| i.media_id)).collect();
-    let records = records(state, &gallery.model_id, &shown).await?;
+    let records = read_members(state.ports.metadata.as_ref(), &gallery.model_id, &shown).await?;
     let allowed: HashSet<MediaId> = records.values().filter(|r| is_publishable(r, now)).map(|r| r.media_id).collect();
     let keep = |item: &PublishedItem| allowed.contains(&item.media_id);
     for section in &mut document.sections {
@@ -112,22 +111,6 @@ async fn drop_unshowable(
     }
     document.item_count = u32::try_from(document.sections.iter().map(|s| s.items.len()).sum::<usize>()).unwrap_or(0);
     Ok(())
-}
-
-/// The records of `members` that exist, read in batch gets.
-async fn records(
-    state: &GalleryState,
-    model: &ModelId,
-    members: &[MediaId],
-) -> Result<HashMap<MediaId, MediaRecord>, GalleryApiError> {
-    let mut found = HashMap::with_capacity(members.len());
-    for chunk in members.chunks(bounds::MAX_BATCH_GET) {
-        let keys: Vec<(ModelId, MediaId)> = chunk.iter().map(|m| (model.clone(), *m)).collect();
-        for record in state.ports.metadata.batch_get_media(&keys).await? {
-            found.insert(record.media_id, record);
-        }
-    }
-    Ok(found)
 }
 
 /// The visitor's address, by the configured source; never `X-Forwarded-For`.

@@ -31,8 +31,8 @@ pub struct LinkPath {
     /// The gallery id
     #[param(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub gallery_id: String,
-    /// The link id (26-character ULID)
-    #[param(pattern = "^[0-9A-Za-z]{26}$")]
+    /// The link id (26-character ULID, lower case)
+    #[param(pattern = "^[0-7][0-9a-hjkmnp-tv-z]{25}$")]
     pub link_id: String,
 }
 

@@ -142,7 +142,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// The member records that exist, by id, read in batch gets of 100 (a few at once).
-async fn read_members(
+pub async fn read_members(
     store: &dyn MediaStore,
     model: &ModelId,
     members: &[MediaId],
