@@ -87,6 +87,17 @@ pub fn test_config(dir: &Path, limits: Limits) -> LocalConfig {
     }
 }
 
+/// The local stack of a deployment that keeps GPS positions (admins see them; nothing public may).
+pub async fn spawn_app_keeping_gps() -> TestApp {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut config = test_config(data.path(), Limits::default());
+    config.ingest.keep_gps = true;
+    config.worker.imaging.keep_gps = true;
+    let mut app = spawn_with_config(config).await;
+    app._data = Some(data);
+    app
+}
+
 pub async fn spawn_with_config(config: LocalConfig) -> TestApp {
     let system = phoenix_local::spawn(config).await.expect("system starts");
     let url = system.base_url.clone();
