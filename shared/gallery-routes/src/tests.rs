@@ -331,6 +331,23 @@ async fn a_slug_names_whichever_gallery_holds_it_now() {
     assert!(page("spring-old").await.text.contains("First"));
 }
 
+#[tokio::test]
+async fn an_unlisted_gallery_is_read_publicly_by_its_id_and_slug() {
+    let app = app();
+    let owner = app.token(&["model"], Some("m1"));
+    let media = [app.approved("m1").await];
+    let url = format!("/v1/models/m1/galleries/{}", private_gallery(&app, &owner, "m1", "by-link", &media).await);
+    let id = url.rsplit('/').next().unwrap().to_owned();
+    set_fields(&app, &owner, &url, json!({"visibility": "unlisted"})).await;
+    let published = app.call(Method::POST, &format!("{url}/publish"), Some(&owner), None, &[]).await;
+    assert_eq!(published.body["publication"]["page"], "/g/by-link", "{}", published.text);
+    for path in [format!("/v1/public/galleries/{id}"), "/g/by-link".to_owned()] {
+        let read = app.call(Method::GET, &path, None, None, &[]).await;
+        assert_eq!(read.status, StatusCode::OK, "{path}");
+        assert!(read.header("cache-control").starts_with("public, "), "{path}");
+    }
+}
+
 /// A private gallery of `model` holding `media`, made by `token`; its id.
 async fn private_gallery(app: &App, token: &str, model: &str, slug: &str, media: &[MediaId]) -> String {
     let url = format!("/v1/models/{model}/galleries");
