@@ -467,8 +467,28 @@ async fn cache_stats_are_for_admins_and_count_the_public_routes() {
     let owner = app.token(&["model"], Some("m1"));
     let admin = app.token(&["admin"], None);
     assert_eq!(app.call(Method::GET, "/v1/cache/stats", Some(&owner), None, &[]).await.status, StatusCode::FORBIDDEN);
+    // A published gallery read three times: from the store, from memory, then revalidated.
+    let media = [app.approved("m1").await];
+    let url = format!("/v1/models/m1/galleries/{}", private_gallery(&app, &owner, "m1", "counted", &media).await);
+    set_fields(&app, &owner, &url, json!({"visibility": "public"})).await;
+    app.call(Method::POST, &format!("{url}/publish"), Some(&owner), None, &[]).await;
+    let public = format!("/v1/public/galleries/{}", url.rsplit('/').next().unwrap());
+    let first = app.call(Method::GET, &public, None, None, &[]).await;
+    app.call(Method::GET, &public, None, None, &[]).await;
+    let revalidated = app.call(Method::GET, &public, None, None, &[("if-none-match", first.header("etag"))]).await;
+    assert_eq!(revalidated.status, StatusCode::NOT_MODIFIED);
+
     let stats = app.call(Method::GET, "/v1/cache/stats", Some(&admin), None, &[]).await;
     assert_eq!(stats.status, StatusCode::OK, "{}", stats.text);
     assert_eq!(stats.body["routes"].as_array().unwrap().len(), 2);
+    let document = &stats.body["routes"][0];
+    assert_eq!(document["route"], "/v1/public/galleries/{gallery_id}");
+    assert_eq!(
+        (document["renders"].as_u64(), document["hits"].as_u64(), document["not_modified"].as_u64()),
+        (Some(1), Some(1), Some(1))
+    );
+    let ratio = document["hit_ratio"].as_f64().unwrap();
+    assert!((ratio - 2.0 / 3.0).abs() < 1e-9, "{ratio}");
+    assert_eq!(stats.body["routes"][1]["hit_ratio"], 0.0, "the page was not read");
     assert!(stats.body.get("cdn").is_none(), "no CDN here");
 }
