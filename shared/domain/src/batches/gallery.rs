@@ -27,7 +27,7 @@ use super::{
     Batch, BatchChunk, BatchItem, BatchOperation, CHUNK_SIZE, GalleryMembership, GalleryPlace, ItemOutcome, UndoValues,
 };
 use crate::galleries::links::{LinkError, add_link, link, unlink_all};
-use crate::galleries::ops::{Operation, apply};
+use crate::galleries::ops::{Operation, apply, take_items};
 use crate::galleries::{Gallery, MAX_BATCH_MARKS, MAX_ITEMS};
 use crate::ids::{BatchId, GalleryId, MediaId};
 use crate::media::MediaRecord;
@@ -238,7 +238,7 @@ impl Decider<'_> {
                 let place = place_of(work, &media);
                 let cover = work.cover == Some(media);
                 if let Some(work) = self.work.as_mut() {
-                    take(work, &media);
+                    take_items(work, &[media]);
                 }
                 let mut before = UndoValues::of(&record);
                 before.gallery = Some(GalleryMembership { gallery_id, place, restore_to: None, cover });
@@ -248,11 +248,6 @@ impl Decider<'_> {
     }
 }
 
-fn take(gallery: &mut Gallery, media: &MediaId) {
-    for section in &mut gallery.sections {
-        section.items.retain(|m| m != media);
-    }
-}
 
 /// Applies a gallery batch's chunk: the pending items' outcomes (and joins' links), then the
 /// gallery's one write, then the leaves' unlinks. Returns whether the gallery's members changed
@@ -280,7 +275,7 @@ pub(super) async fn apply_chunk(
                 if joins {
                     owed += usize::from(!g.contains(&i.media_id));
                 } else {
-                    take(g, &i.media_id);
+                    take_items(g, &[i.media_id]);
                 }
             }
         }

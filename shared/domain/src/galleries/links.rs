@@ -171,7 +171,9 @@ pub async fn link_all(
         .collect()
         .await;
     let (linked, failed): (Vec<_>, Vec<_>) = outcomes.into_iter().partition(|(_, r)| r.is_ok());
-    let Some(first) = failed.iter().position(|_| true) else { return Ok(()) };
+    if failed.is_empty() {
+        return Ok(());
+    }
     let linked: Vec<MediaId> = linked.into_iter().map(|(m, _)| m).collect();
     unlink_all(store, model, &linked, gallery, actor, now).await;
     let refused: Vec<MediaId> =
@@ -181,7 +183,7 @@ pub async fn link_all(
         .into_iter()
         .map(|(_, r)| r.expect_err("failed"))
         .reduce(|a, b| if matches!(a, LinkError::Store(_)) { a } else { b })
-        .unwrap_or(LinkError::Refused(format!("failed at {first}")));
+        .expect("at least one failed");
     Err((refused, error))
 }
 

@@ -142,7 +142,7 @@ fn section_index(gallery: &Gallery, index: usize, id: Option<&SectionId>) -> Res
     }
 }
 
-fn take_items(gallery: &mut Gallery, ids: &[MediaId]) {
+pub(crate) fn take_items(gallery: &mut Gallery, ids: &[MediaId]) {
     let gone: BTreeSet<&MediaId> = ids.iter().collect();
     for section in &mut gallery.sections {
         section.items.retain(|m| !gone.contains(m));

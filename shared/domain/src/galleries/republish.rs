@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 use super::{Gallery, GalleryError, PublishPorts, Slug, publish_if_changed};
 use crate::ids::{GalleryId, ModelId};
 use crate::media::MediaRecord;
-use crate::ports::{CallerReference, CdnPath, Invalidation, Queue, QueueName, StoreError, StoreResult};
+use crate::ports::{CallerReference, CdnPath, Invalidation, Queue, QueueName, StoreResult};
 
 /// The schema version of [`RepublishMessage`] this code writes and reads.
 pub const MESSAGE_VERSION: u32 = 1;
@@ -210,11 +210,11 @@ pub enum Refresh {
 }
 
 fn reference(raw: String) -> Result<CallerReference, GalleryError> {
-    CallerReference::parse(&raw).map_err(|e| GalleryError::Store(StoreError::internal(anyhow::anyhow!("{e}"))))
+    CallerReference::parse(&raw).map_err(|e| GalleryError::Store(e.into()))
 }
 
 fn invalidation(reference: CallerReference, paths: Vec<CdnPath>) -> Result<Invalidation, GalleryError> {
-    Invalidation::new(reference, paths).map_err(|e| GalleryError::Store(StoreError::internal(anyhow::anyhow!("{e}"))))
+    Invalidation::new(reference, paths).map_err(|e| GalleryError::Store(e.into()))
 }
 
 /// Brings gallery `id`'s published document up to date and says what to invalidate:
