@@ -72,9 +72,7 @@ pub async fn process_chunk(
     if let Some(membership) = gallery::membership(batches, &batch).await? {
         // Also with nothing pending: a delivery that died before the gallery write left it to us.
         let ports = gallery::Ports { batches, media, galleries };
-        if gallery::apply_chunk(ports, &batch, &snapshot, &membership, &pending, &done).await? {
-            ask_republish(queue, &batch, BTreeSet::from([&membership.gallery])).await?;
-        }
+        gallery::apply_chunk(ports, &batch, &snapshot, &membership, &pending, &done).await?;
     } else if !pending.is_empty() {
         apply_items(batches, media, &batch, &snapshot, &pending, trash_grace).await?;
     }

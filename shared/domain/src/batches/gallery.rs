@@ -146,6 +146,10 @@ impl Decider<'_> {
         let mut it = item(self.batch, seq, media, ItemOutcome::Applied, None);
         it.before = Some(before);
         it.written_version = Some(version);
+        // The chunk asks for the gallery's republish from its stored outcomes, as every batch does.
+        if !self.batch.dry_run {
+            it.galleries = vec![self.membership.gallery.clone()];
+        }
         it
     }
 
@@ -248,10 +252,9 @@ impl Decider<'_> {
     }
 }
 
-
 /// Applies a gallery batch's chunk: the pending items' outcomes (and joins' links), then the
-/// gallery's one write, then the leaves' unlinks. Returns whether the gallery's members changed
-/// (or may have, in an earlier delivery): the caller asks for its republish.
+/// gallery's one write, then the leaves' unlinks. The applied outcomes name the gallery, so the
+/// caller asks for its republish after this (on every delivery, as for any batch).
 pub(super) async fn apply_chunk(
     ports: Ports<'_>,
     batch: &Batch,
@@ -259,7 +262,7 @@ pub(super) async fn apply_chunk(
     membership: &Membership,
     pending: &[(u32, MediaId)],
     done: &HashMap<u32, BatchItem>,
-) -> StoreResult<bool> {
+) -> StoreResult<()> {
     let now = OffsetDateTime::now_utc();
     let joins = membership.kind.joins();
     let gallery = read_gallery(ports, batch, &membership.gallery).await?;
@@ -284,7 +287,7 @@ pub(super) async fn apply_chunk(
         write_items(ports, &mut decider, chunk, pending).await?;
     }
     if batch.dry_run {
-        return Ok(false);
+        return Ok(());
     }
     let first = chunk.chunk * CHUNK_SIZE as u32;
     let mut moved_items: Vec<BatchItem> = ports
@@ -296,10 +299,9 @@ pub(super) async fn apply_chunk(
         .collect();
     moved_items.sort_by_key(|i| i.seq);
     if moved_items.is_empty() {
-        return Ok(false);
+        return Ok(());
     }
-    write_gallery(ports, batch, chunk, membership, &moved_items, now).await?;
-    Ok(true)
+    write_gallery(ports, batch, chunk, membership, &moved_items, now).await
 }
 
 /// Decides and writes the pending items; a join whose record changed between the read and the
