@@ -6,7 +6,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_code, spawn_app, spawn_app_keeping_gps};
+use crate::helpers::{TestApp, error_code, header, spawn_app, spawn_app_keeping_gps};
 
 const CACHE_CONTROL: &str = "public, max-age=60, s-maxage=86400, stale-while-revalidate=600, stale-if-error=86400";
 
@@ -48,10 +48,6 @@ impl TestApp {
         assert_eq!(reviewed.status(), 200, "{}", reviewed.text().await.unwrap());
         media
     }
-}
-
-fn header(response: &reqwest::Response, name: &str) -> String {
-    response.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
 }
 
 #[tokio::test]

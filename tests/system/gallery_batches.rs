@@ -11,7 +11,7 @@ use phoenix_domain::{MediaId, MediaStatus, ModelId};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, shown, spawn_app};
 
 /// `n` approved media of `model` with one 400 x 300 JPEG rendition, written straight into the store.
 async fn seed_approved(app: &TestApp, model: &str, n: usize) -> Vec<String> {
@@ -89,16 +89,6 @@ async fn linked(app: &TestApp, token: &str, model: &str, gallery: &str) -> Vec<S
     }
     out.sort();
     out
-}
-
-fn shown(document: &Value) -> Vec<String> {
-    document["sections"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|s| s["items"].as_array().into_iter().flatten())
-        .map(|i| i["media_id"].as_str().unwrap_or_default().to_owned())
-        .collect()
 }
 
 /// The public document once it shows exactly `want`, in order (the publisher works off a queue).

@@ -297,3 +297,19 @@ pub async fn queue_with_dead_letter(
         .unwrap();
     (url, dlq)
 }
+
+/// The media ids a document (a published one, or a share link's `gallery`) shows, in order.
+pub fn shown(document: &Value) -> Vec<String> {
+    document["sections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["items"].as_array().into_iter().flatten())
+        .map(|i| i["media_id"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// A response header as text (empty when absent).
+pub fn header(response: &reqwest::Response, name: &str) -> String {
+    response.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+}

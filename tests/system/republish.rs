@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, shown, spawn_app};
 
 impl TestApp {
     /// The public document once `done` holds for it (the publisher works off a queue).
@@ -36,16 +36,6 @@ impl TestApp {
             .map(|i| i.paths)
             .collect()
     }
-}
-
-fn shown(document: &Value) -> Vec<String> {
-    document["sections"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|s| s["items"].as_array().into_iter().flatten())
-        .map(|i| i["media_id"].as_str().unwrap_or_default().to_owned())
-        .collect()
 }
 
 fn caption_of(document: &Value, media: &str) -> Option<String> {

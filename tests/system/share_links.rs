@@ -13,27 +13,12 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, header, shown, spawn_app};
 
 const PRIVATE: &str = "private, no-store";
 
 fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap()
-}
-
-fn header(response: &reqwest::Response, name: &str) -> String {
-    response.headers().get(name).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
-}
-
-/// The media ids a document (a published one, or a link's `gallery`) shows, in order.
-fn shown(document: &Value) -> Vec<String> {
-    document["sections"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|s| s["items"].as_array().into_iter().flatten())
-        .map(|i| i["media_id"].as_str().unwrap_or_default().to_owned())
-        .collect()
 }
 
 impl TestApp {
