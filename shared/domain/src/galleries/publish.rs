@@ -457,7 +457,7 @@ async fn publish_inner(
     }
 
     let shown: BTreeSet<MediaId> = document.sections.iter().flat_map(|s| s.items.iter().map(|i| i.media_id)).collect();
-    repair_links(ports, model, id, &members, &shown, actor, now).await;
+    repair_links(ports, model, id, &members, &records, &shown, actor, now).await;
     tracing::info!(gallery_id = %id, version, items = document.item_count, "gallery published");
     Ok((gallery, true))
 }
@@ -465,17 +465,25 @@ async fn publish_inner(
 /// Brings the members' links in line with the gallery after a publish, best effort (a failure
 /// leaves what the next publish repairs): each member linked, `published` when the document
 /// shows it; links of records the gallery does not hold (a crash between a membership write and
-/// its link write) removed.
+/// its link write) removed. A member whose record, as this publish read it (`records`), already
+/// has the right link is not read again.
+#[allow(clippy::too_many_arguments)]
 async fn repair_links(
     ports: PublishPorts<'_>,
     model: &ModelId,
     id: &GalleryId,
     members: &[MediaId],
+    records: &HashMap<MediaId, MediaRecord>,
     shown: &BTreeSet<MediaId>,
     actor: &str,
     now: OffsetDateTime,
 ) {
-    futures::stream::iter(members.iter().copied())
+    let linked_right = |m: &MediaId| {
+        records
+            .get(m)
+            .is_some_and(|r| r.galleries.iter().any(|l| &l.gallery_id == id && l.published == shown.contains(m)))
+    };
+    futures::stream::iter(members.iter().copied().filter(|m| !linked_right(m)))
         .map(|m| async move {
             if let Err(e) = mark_published(ports.media, model, &m, id, shown.contains(&m), now).await {
                 tracing::warn!(media_id = %m, gallery_id = %id, error = %e, "a gallery link was left as it was");
