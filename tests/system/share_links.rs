@@ -316,7 +316,9 @@ async fn a_media_past_its_usage_rights_leaves_links_at_once_and_the_public_docum
 
     // a's usage rights end in a few seconds (an edit: it republishes the gallery, which
     // records when it is due again).
-    let expiry = OffsetDateTime::now_utc() + time::Duration::seconds(8);
+    // (Far enough ahead that the edit and the first opening come before it on a loaded machine:
+    // with 8 s, a full parallel run once opened the link after it.)
+    let expiry = OffsetDateTime::now_utc() + time::Duration::seconds(15);
     let media_url = format!("{}/v1/models/{model}/media/{a}", app.url);
     let read = app.client.get(&media_url).bearer_auth(&owner).send().await.unwrap();
     let media_etag = header(&read, "etag");
